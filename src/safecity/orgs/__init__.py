@@ -1,0 +1,1 @@
+"""Organisations: city → district → station → community police office, and departments."""

@@ -1,0 +1,1 @@
+"""Shared machinery with no domain knowledge: db, bus, workflow, jobs, geo, errors."""

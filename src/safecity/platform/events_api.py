@@ -1,0 +1,5 @@
+"""Routes: filled in by the work on this area."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

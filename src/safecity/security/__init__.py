@@ -1,0 +1,1 @@
+"""Authentication, authorisation (roles × org scope), audit and redaction."""

@@ -1,0 +1,53 @@
+"""Settings from ``SAFECITY_*`` environment variables, with embedded defaults.
+
+With no configuration at all SafeCity runs on a SQLite file under ``./var/`` and the
+in-process bus. ``SAFECITY_DATABASE_URL`` and ``SAFECITY_BUS_URL`` switch to PostgreSQL
+and NATS JetStream.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SAFECITY_", extra="ignore")
+
+    var_dir: Path = Field(default=Path("var"), description="Where embedded state lives.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty = SQLite in var_dir.")
+    bus_url: str = Field(default="memory://", description="memory:// or nats://host:port")
+    bus_stream_prefix: str = Field(default="SAFECITY", description="JetStream stream name prefix.")
+    key_dir: Path | None = Field(
+        default=None, description="Secret keys (audit HMAC, signing); outside the database."
+    )
+    max_body_bytes: int = 1_048_576
+    session_idle_minutes: int = 30
+    lockout_attempts: int = 5
+    lockout_minutes: int = 15
+    audit_checkpoint_every: int = 100
+    tile_url: str = Field(default="", description="Map tile URL template; empty = no tiles.")
+    cookie_secure: bool = False
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    default_language: str = "zh"
+    log_json: bool = True
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'safecity.db').as_posix()}"
+
+    @property
+    def effective_key_dir(self) -> Path:
+        return self.key_dir if self.key_dir is not None else self.var_dir / "keys"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
