@@ -46,6 +46,16 @@ def service_unavailable(what: str, reason: str) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def cheap_argon2() -> Iterator[None]:
+    """Cheap argon2id parameters keep the tests fast; production uses RFC 9106's."""
+    from safecity.security import passwords
+
+    previous = passwords.configure(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    passwords.configure(**previous)
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not SERVICES:

@@ -2,20 +2,44 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 
 from fastapi import FastAPI
 
 from safecity import __version__
 from safecity.console import pages as console_pages
 from safecity.orgs import api as orgs_api
-from safecity.platform import events_api, health, jobs_api
+from safecity.platform import events_api, health, jobs, jobs_api
+from safecity.platform.bus import attached_bus
+from safecity.platform.logging import configure_logging
+from safecity.platform.middleware import install_middleware
 from safecity.platform.problems import install_problem_handlers
 from safecity.platform.runtime import Runtime, build_runtime
 from safecity.security import api as security_api
 from safecity.security import audit_api
+from safecity.security.rbac import mark_docs_public
 from safecity.settings import Settings
+
+
+@contextmanager
+def embedded_scheduler(runtime: Runtime, *, enabled: bool) -> Iterator[None]:
+    """Run the job scheduler in a background thread for the lifetime of the block."""
+    if not enabled:
+        yield
+        return
+    jobs.load_job_modules()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=jobs.Scheduler(runtime).run_forever, args=(stop,), name="jobs", daemon=True
+    )
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
 
 
 def create_app(runtime: Runtime | None = None, settings: Settings | None = None) -> FastAPI:
@@ -23,16 +47,29 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
+        embedded = runtime.settings.embedded_workers
+        # runtime.bus: memory:// or NATS (lazy connect). In the one-process setup the relay,
+        # the consumers and the job scheduler run here too.
+        async with attached_bus(runtime, run_relay=embedded, run_consumers=embedded):
+            with embedded_scheduler(runtime, enabled=embedded):
+                yield
 
     app = FastAPI(
         title="SafeCity",
         version=__version__,
         summary="Public-safety operations platform: sensing, dispatch, cases and services.",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load from a CDN and use inline script, which the strict CSP
+        # and the no-CDN rule forbid; the spec itself is served at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.runtime = runtime
+    mark_docs_public(app)  # FastAPI's own docs/OpenAPI routes: deliberately public
     install_problem_handlers(app)
+    configure_logging(runtime.settings)
+    install_middleware(app, runtime.settings)
     app.include_router(health.router)
     app.include_router(security_api.router)
     app.include_router(orgs_api.router)
@@ -40,4 +77,5 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(events_api.router)
     app.include_router(jobs_api.router)
     app.include_router(console_pages.router)
+    console_pages.install(app)  # static files (marked public) + HTML login redirect
     return app

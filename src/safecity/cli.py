@@ -11,7 +11,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from safecity.platform.errors import SafeCityError
+from safecity.platform.errors import InvalidInput, SafeCityError
+from safecity.settings import get_settings
 
 app = typer.Typer(
     name="safecity",
@@ -38,9 +39,22 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
     workers: int = typer.Option(1, help="Worker processes."),
+    embedded_workers: bool = typer.Option(
+        True,
+        "--embedded-workers/--no-embedded-workers",
+        help="Run the outbox relay, consumers and job scheduler in the API process. "
+        "Turn off when `safecity events relay` and `safecity jobs worker` run separately.",
+    ),
 ) -> None:
     """Run the API and the console."""
+    import os
+
     import uvicorn
+
+    if embedded_workers and workers > 1:
+        raise InvalidInput("--embedded-workers needs --workers 1; run the relay and jobs apart")
+    os.environ["SAFECITY_EMBEDDED_WORKERS"] = "true" if embedded_workers else "false"
+    get_settings.cache_clear()
 
     uvicorn.run(
         "safecity.app:create_app",
@@ -52,8 +66,47 @@ def serve(
     )
 
 
+@app.command()
+def demo(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="TCP port."),
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Start the server."),
+) -> None:
+    """Migrate, seed the demo city and its users (every role), print logins, serve."""
+    from safecity.demo import prepare, print_logins
+    from safecity.platform.runtime import build_runtime
+
+    runtime = build_runtime()
+    try:
+        logins = prepare(runtime)
+    finally:
+        runtime.close()
+    print_logins(logins, Console(width=max(Console().width, 140)), url=f"http://{host}:{port}")
+    if serve_after:
+        serve(host=host, port=port, workers=1, embedded_workers=True)
+
+
 def _register_subcommands() -> None:
     """Each area registers its own Typer sub-app here."""
+    from safecity.platform import jobs_cli
+
+    app.add_typer(jobs_cli.app, name="jobs")
+
+    from safecity.orgs import cli as orgs_cli
+
+    app.add_typer(orgs_cli.app, name="orgs")
+
+    from safecity.security import cli as users_cli
+
+    app.add_typer(users_cli.app, name="users")
+
+    from safecity.security import audit_cli
+
+    app.add_typer(audit_cli.app, name="audit")
+
+    from safecity.platform import events_cli
+
+    app.add_typer(events_cli.app, name="events")
 
 
 _register_subcommands()
@@ -63,5 +116,5 @@ def main() -> None:
     try:
         app()
     except SafeCityError as exc:
-        err.print(f"error: {exc.detail}", markup=False, highlight=False)
+        err.print(f"error: {exc.detail}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)

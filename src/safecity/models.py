@@ -1,8 +1,21 @@
 """Imports every table module so that ``Base.metadata`` is complete (Alembic, tests)."""
 
 from safecity.orgs import models as orgs_models
+from safecity.platform import bus_memory as bus_models
+from safecity.platform import consumers as consumer_models
+from safecity.platform import jobs as jobs_models
 from safecity.platform import outbox as outbox_models
+from safecity.platform import timeline as timeline_models
 from safecity.security import audit as audit_models
 from safecity.security import models as security_models
 
-__all__ = ["audit_models", "orgs_models", "outbox_models", "security_models"]
+__all__ = [
+    "audit_models",
+    "bus_models",
+    "consumer_models",
+    "jobs_models",
+    "orgs_models",
+    "outbox_models",
+    "security_models",
+    "timeline_models",
+]

@@ -24,8 +24,15 @@ class Settings(BaseSettings):
     key_dir: Path | None = Field(
         default=None, description="Secret keys (audit HMAC, signing); outside the database."
     )
+    embedded_workers: bool = Field(
+        default=False,
+        description="Run the outbox relay, bus consumers and job scheduler inside the API "
+        "process (one-process setup; `safecity serve` turns it on).",
+    )
     max_body_bytes: int = 1_048_576
     session_idle_minutes: int = 30
+    session_absolute_hours: int = 12  # a console session ends this long after login
+    api_token_hours: int = 8  # bearer tokens from POST /api/auth/tokens
     lockout_attempts: int = 5
     lockout_minutes: int = 15
     audit_checkpoint_every: int = 100
@@ -36,6 +43,12 @@ class Settings(BaseSettings):
     oidc_client_secret: str = ""
     default_language: str = "zh"
     log_json: bool = True
+    metrics_token: str = Field(
+        default="", description="Bearer token Prometheus must send to GET /metrics; empty = open."
+    )
+    login_rate_per_minute: int = Field(
+        default=10, ge=1, description="Login attempts per client address per minute."
+    )
 
     @property
     def effective_database_url(self) -> str:

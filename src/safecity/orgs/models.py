@@ -33,3 +33,9 @@ class Org(Base):
     service_codes: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    @property
+    def parent_path_ids(self) -> list[str]:
+        """Ids from the root down to this org's parent."""
+        return [p for p in self.path.split("/") if p][:-1]

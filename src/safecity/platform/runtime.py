@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
+from weakref import WeakKeyDictionary
 
 from fastapi import Depends, Request
 from sqlalchemy import Engine
@@ -21,6 +22,10 @@ if TYPE_CHECKING:
     from safecity.platform.bus import EventBus
 
 
+SETTINGS_INFO_KEY = "safecity.settings"
+_settings_by_engine: WeakKeyDictionary[Engine, Settings] = WeakKeyDictionary()
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -28,8 +33,26 @@ class Runtime:
     sessions: sessionmaker[Session]
     bus: EventBus | None = field(default=None)
 
+    def __post_init__(self) -> None:
+        # Code that holds only a session (the audit chain: key dir, checkpoints) finds the
+        # settings of the runtime that made it; see :func:`settings_for`.
+        info = {**self.sessions.kw.get("info", {}), SETTINGS_INFO_KEY: self.settings}
+        self.sessions.configure(info=info)
+        _settings_by_engine[self.engine] = self.settings
+
     def close(self) -> None:
         self.engine.dispose()
+
+
+def settings_for(session: Session) -> Settings:
+    """The settings of the runtime ``session`` belongs to (its factory's, else its engine's
+    most recent runtime's, else :func:`get_settings`)."""
+    found = session.info.get(SETTINGS_INFO_KEY)
+    if isinstance(found, Settings):
+        return found
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    return _settings_by_engine.get(engine) or get_settings()
 
 
 def build_runtime(settings: Settings | None = None) -> Runtime:

@@ -30,6 +30,10 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The last TOTP time step accepted: a code is never accepted twice (RFC 6238 §5.2).
+    totp_last_step: Mapped[int | None] = mapped_column(Integer, default=None)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -68,3 +72,38 @@ class ApiToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class UserSession(Base):
+    """A console (cookie) session. The cookie holds a random token; only its SHA-256 is
+    stored. ``csrf_token`` is the synchronizer token every unsafe request must echo."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    auth_method: Mapped[str] = mapped_column(String(16), default="session")  # session | oidc
+    ip: Mapped[str | None] = mapped_column(String(64), default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class OidcLoginState(Base):
+    """One pending OpenID Connect authorization request (state, nonce, PKCE verifier).
+
+    Single use; only the SHA-256 of ``state`` is stored."""
+
+    __tablename__ = "oidc_login_states"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    nonce: Mapped[str] = mapped_column(String(128))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    redirect_uri: Mapped[str] = mapped_column(String(1000))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used: Mapped[bool] = mapped_column(Boolean, default=False)

@@ -22,7 +22,11 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from safecity.platform.errors import NotFound, PermissionDenied, Unauthenticated
 
+# Roles of non-human principals come first (lowest precedence for ``primary_role``).
+MACHINE_ROLES: tuple[str, ...] = ("device", "open311_client")
+
 ROLES: tuple[str, ...] = (
+    *MACHINE_ROLES,
     "citizen",
     "officer",
     "supervisor",
@@ -34,6 +38,8 @@ ROLES: tuple[str, ...] = (
 
 # Permissions each role holds. Domains add theirs with :func:`grant`.
 ROLE_PERMISSIONS: dict[str, set[str]] = {
+    "device": {"self:read"},  # sensor/gateway keys; sensing grants its ingest permission
+    "open311_client": {"self:read"},  # external Open311 systems; the portal grants more
     "citizen": {"self:read"},
     "officer": {"self:read", "console:view", "orgs:read", "events:read"},
     "supervisor": {
@@ -149,6 +155,9 @@ def require(permission: str) -> Callable[..., Principal]:
         request.state.principal = principal
         return principal
 
+    # Real objects, not strings: with ``from __future__ import annotations`` FastAPI could
+    # not resolve the locally imported ``DbSession`` and took ``session`` for a query param.
+    dependency.__annotations__ = {"request": Request, "session": DbSession, "return": Principal}
     setattr(dependency, PERMISSION_ATTR, permission)
     dependency.__name__ = f"require_{permission.replace(':', '_')}"
     return dependency
@@ -159,3 +168,21 @@ def public() -> None:
 
 
 setattr(public, PUBLIC_ATTR, True)
+
+
+def mark_docs_public(app: Any) -> None:
+    """Declare FastAPI's own OpenAPI/docs routes public (they cannot take dependencies).
+
+    Called by ``create_app``; the route-permission test then needs no exemption.
+    """
+    from starlette.routing import Route
+
+    paths = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    for route in app.router.routes:
+        endpoint = getattr(route, "endpoint", None)
+        if (
+            isinstance(route, Route)
+            and route.path in paths
+            and getattr(endpoint, "__module__", "") == "fastapi.applications"
+        ):
+            setattr(endpoint, PUBLIC_ATTR, True)
