@@ -1,6 +1,7 @@
 """Event bus throughput and latency: outbox → relay → bus → idempotent consumer.
 
-    .venv/bin/python benchmarks/bus_throughput.py [--events 20000] [--rate 200] [--seconds 4]
+    .venv/bin/python benchmarks/bus_throughput.py [--events 10000] [--rate 200] [--seconds 4]
+        [--audit-requests 1000 | --no-audit] [--no-pg] [--no-nats]
 
 For each database (SQLite file, and PostgreSQL when reachable) and each bus
 (in-process, NATS JetStream when reachable) it measures, in one process:
@@ -23,8 +24,17 @@ Prints a table and writes ``benchmarks/results/bus_throughput.json`` (figures, c
 machine, date, library versions). Producer, relay and consumer share one Python
 process (and its GIL), as in the embedded one-process deployment.
 
-Audit overhead (with vs without audit per request) is a separate measurement with its
-own hook: :func:`audit_overhead` (``--audit``), left for the audit work to fill in.
+**Audit overhead** (on by default; ``--no-audit`` skips it), on SQLite and PostgreSQL:
+latency of one real state-changing API request, ``PATCH /api/orgs/{id}`` (an admin with a
+bearer token renames an org: authentication, RBAC, the change, one audit record, one
+outbox event, commit), through the whole ASGI app with FastAPI's TestClient (in process,
+no socket). ``--audit-requests`` pairs, each one request with audit and one without, in
+alternating order, after 20 warm-up pairs. "Without audit" is a **benchmark-only
+monkeypatch**: :func:`audit_switched` replaces ``safecity.security.audit.record`` with a
+no-op for that one request, so nothing is recorded, chained or written (production code
+has no switch). The run checks that exactly the audited requests wrote a record and that
+the chain verifies afterwards. Reported: mean, p50, p99 per mode and the overhead in ms
+(with a 95 % interval from the paired differences) and in %.
 """
 
 from __future__ import annotations
@@ -340,9 +350,10 @@ def audit_run(db: Database, *, pairs: int, work: Path) -> dict[str, Any]:
         token = issue_token(session=s, user_id=user.id, name="bench")
         org_id = city.id
     app = create_app(runtime=runtime)
-    # One access-log line per request to stderr would flood the terminal; both modes skip
-    # it alike (the level check is all that remains of it).
-    logging.getLogger("safecity.access").setLevel(logging.WARNING)
+    # One log line per request to stderr would flood the terminal; both modes skip them
+    # alike (the level check is all that remains of them).
+    for name in ("safecity.access", "httpx", "httpx2"):  # httpx2: the TestClient's client
+        logging.getLogger(name).setLevel(logging.WARNING)
     headers = {"Authorization": f"Bearer {token}"}
     timings: dict[bool, list[float]] = {True: [], False: []}
     diffs: list[float] = []
@@ -387,7 +398,10 @@ def audit_run(db: Database, *, pairs: int, work: Path) -> dict[str, Any]:
         "without_audit": without,
         "overhead_ms": {
             "mean": round(mean_overhead, 3),
-            "mean_95ci": [round(mean_overhead - half_width, 3), round(mean_overhead + half_width, 3)],
+            "mean_95ci": [
+                round(mean_overhead - half_width, 3),
+                round(mean_overhead + half_width, 3),
+            ],
             "p50": round(with_audit["p50_ms"] - without["p50_ms"], 3),
             "p99": round(with_audit["p99_ms"] - without["p99_ms"], 3),
             "median_of_paired_differences": round(statistics.median(diff_ms), 3),
@@ -479,9 +493,17 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
+    ram_gib: float | None = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                ram_gib = round(int(line.split()[1]) / 1024**2, 1)
+                break
     return {
         "cpu_model": model,
         "cores": os.cpu_count(),
+        "ram_gib": ram_gib,
+        "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
         "platform": platform.platform(),
         "python": platform.python_version(),
     }
@@ -489,7 +511,18 @@ def machine() -> dict[str, Any]:
 
 def versions(extra: dict[str, str]) -> dict[str, str]:
     found = {}
-    for dist in ("safecity", "sqlalchemy", "nats-py", "psycopg", "pydantic", "jsonschema"):
+    for dist in (
+        "safecity",
+        "sqlalchemy",
+        "nats-py",
+        "psycopg",
+        "pydantic",
+        "jsonschema",
+        "fastapi",
+        "starlette",
+        "httpx2",
+        "cryptography",
+    ):
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found[dist] = importlib.metadata.version(dist)
     return found | extra
@@ -521,7 +554,18 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")
     parser.add_argument("--no-nats", action="store_true", help="in-process bus only")
-    parser.add_argument("--audit", action="store_true", help="also run the audit-overhead hook")
+    parser.add_argument(
+        "--audit",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure the audit overhead per request (default: on)",
+    )
+    parser.add_argument(
+        "--audit-requests",
+        type=int,
+        default=1000,
+        help="timed requests per mode (with / without audit) and database",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
@@ -577,8 +621,7 @@ def main(argv: list[str]) -> int:
         )
         extra_versions["nats-server"] = asyncio.run(nats_server_version(args.nats_url))
     if args.audit:
-        audit = audit_overhead(args)
-        figures["audit_overhead"] = audit if audit is not None else "not measured (hook empty)"
+        figures["audit_overhead"] = audit_overhead(args, use_pg=use_pg)
 
     table = Table(title=f"bus throughput ({args.events} events; paced {args.rate:g}/s)")
     columns = ("scenario", "end-to-end ev/s", "drain ev/s", "p50 ms", "p99 ms", "p50 ms loaded")
@@ -596,6 +639,8 @@ def main(argv: list[str]) -> int:
             f"{result['latency_under_full_load']['p50_ms']:.0f}",
         )
     console.print(table)
+    if args.audit:
+        console.print(audit_table(figures["audit_overhead"]))
     for note in notes:
         console.print(f"note: {note}")
 
@@ -613,6 +658,7 @@ def main(argv: list[str]) -> int:
             "relay_batch": RELAY_BATCH,
             "consumer_batch": CONSUMER_BATCH,
             "one_process": True,
+            "audit_requests_per_mode": args.audit_requests if args.audit else 0,
         },
         "figures": figures,
         "notes": notes,
@@ -622,6 +668,34 @@ def main(argv: list[str]) -> int:
     args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     console.print(f"wrote {args.out}")
     return 0
+
+
+def audit_table(results: dict[str, Any]) -> Table:
+    table = Table(title="audit overhead per request (PATCH /api/orgs/{id}, ms)")
+    for column in ("database", "mode", "mean", "p50", "p99"):
+        table.add_column(column, justify="left" if column in ("database", "mode") else "right")
+    for label, result in results.items():
+        if not isinstance(result, dict):
+            continue
+        for mode in ("without_audit", "with_audit"):
+            figures = result[mode]
+            table.add_row(
+                label,
+                mode.replace("_", " "),
+                f"{figures['mean_ms']:.2f}",
+                f"{figures['p50_ms']:.2f}",
+                f"{figures['p99_ms']:.2f}",
+            )
+        over, pct = result["overhead_ms"], result["overhead_percent"]
+        low, high = over["mean_95ci"]
+        table.add_row(
+            label,
+            "overhead",
+            f"{over['mean']:+.2f} ({pct['mean']:+.0f} %) [{low:+.2f}…{high:+.2f}]",
+            f"{over['p50']:+.2f} ({pct['p50']:+.0f} %)",
+            f"{over['p99']:+.2f}",
+        )
+    return table
 
 
 async def _delete_stream(url: str, prefix: str) -> None:

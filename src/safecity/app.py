@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from safecity import __version__
 from safecity.console import pages as console_pages
 from safecity.orgs import api as orgs_api
-from safecity.platform import events_api, health, jobs, jobs_api
+from safecity.platform import events_api, health, jobs, jobs_api, notify_api
 from safecity.platform.bus import attached_bus
 from safecity.platform.logging import configure_logging
 from safecity.platform.middleware import install_middleware
@@ -76,6 +76,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(audit_api.router)
     app.include_router(events_api.router)
     app.include_router(jobs_api.router)
+    app.include_router(notify_api.router)
     app.include_router(console_pages.router)
     console_pages.install(app)  # static files (marked public) + HTML login redirect
     return app

@@ -92,6 +92,10 @@ def _register_subcommands() -> None:
 
     app.add_typer(jobs_cli.app, name="jobs")
 
+    from safecity.platform import geo_cli
+
+    app.add_typer(geo_cli.app, name="geo")
+
     from safecity.orgs import cli as orgs_cli
 
     app.add_typer(orgs_cli.app, name="orgs")
@@ -107,6 +111,10 @@ def _register_subcommands() -> None:
     from safecity.platform import events_cli
 
     app.add_typer(events_cli.app, name="events")
+
+    from safecity.platform import notify_cli
+
+    app.add_typer(notify_cli.app, name="notify")
 
 
 _register_subcommands()

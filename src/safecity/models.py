@@ -4,6 +4,7 @@ from safecity.orgs import models as orgs_models
 from safecity.platform import bus_memory as bus_models
 from safecity.platform import consumers as consumer_models
 from safecity.platform import jobs as jobs_models
+from safecity.platform import notify as notify_models
 from safecity.platform import outbox as outbox_models
 from safecity.platform import timeline as timeline_models
 from safecity.security import audit as audit_models
@@ -14,6 +15,7 @@ __all__ = [
     "bus_models",
     "consumer_models",
     "jobs_models",
+    "notify_models",
     "orgs_models",
     "outbox_models",
     "security_models",

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,6 +50,26 @@ class Settings(BaseSettings):
     login_rate_per_minute: int = Field(
         default=10, ge=1, description="Login attempts per client address per minute."
     )
+    # Notifications (safecity.platform.notify): e-mail goes through notify_sender, SMS
+    # through notify_sms_sender (a registered gateway name; "log" until one is added).
+    notify_sender: Literal["log", "smtp"] = Field(
+        default="log", description="E-mail sender: log (default, sends nothing) or smtp."
+    )
+    notify_sms_sender: str = Field(default="log", description="SMS sender: log or a gateway.")
+    notify_smtp_host: str = "localhost"
+    notify_smtp_port: int = Field(default=25, ge=1, le=65535)
+    notify_smtp_user: str = ""
+    notify_smtp_password: SecretStr = SecretStr("")
+    notify_smtp_from: str = "SafeCity <noreply@safecity.localhost>"
+    notify_smtp_starttls: bool = Field(default=False, description="STARTTLS after connecting.")
+    notify_smtp_tls: bool = Field(default=False, description="Implicit TLS (SMTPS, port 465).")
+    notify_smtp_ca_file: Path | None = Field(
+        default=None, description="CA bundle for the SMTP server's certificate (private CA)."
+    )
+    notify_smtp_timeout: float = Field(default=30.0, gt=0)
+    notify_max_attempts: int = Field(default=6, ge=1, le=50)
+    notify_backoff_seconds: float = Field(default=30.0, gt=0, description="First retry delay.")
+    notify_backoff_max_seconds: float = Field(default=3600.0, gt=0)
 
     @property
     def effective_database_url(self) -> str:

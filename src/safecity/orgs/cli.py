@@ -18,8 +18,9 @@ from rich.tree import Tree
 
 from safecity.orgs import importer, service
 from safecity.orgs.models import ORG_KINDS
+from safecity.platform import geo
 from safecity.platform.db import transaction
-from safecity.platform.errors import InvalidInput, PayloadTooLarge
+from safecity.platform.errors import InvalidInput, NotFound, PayloadTooLarge
 from safecity.platform.runtime import Runtime, build_runtime
 
 app = typer.Typer(help="Organisations: import a CSV/YAML file, list them, show the tree.")
@@ -163,3 +164,23 @@ def show_tree(
     finally:
         runtime.close()
     out.print(view)
+
+
+@app.command("at")
+def org_at(
+    lng: float = typer.Argument(..., help="Longitude."),
+    lat: float = typer.Argument(..., help="Latitude."),
+    kind: str = typer.Option("station", help="station | district"),
+    crs: str = typer.Option("wgs84", help="Coordinate system of the point: wgs84 | gcj02 | bd09"),
+) -> None:
+    """The organisation whose area contains a point (e.g. the station owning a sensor)."""
+    point = geo.to_wgs84(lng, lat, crs=crs)
+    runtime = _runtime()
+    try:
+        with runtime.sessions() as session:
+            org = service.org_for_point(session=session, lat=point.lat, lng=point.lng, kind=kind)
+            if org is None:
+                raise NotFound(f"no active {kind} area contains {point.lng:.6f},{point.lat:.6f}")
+            out.print(f"{org.code}  {org.name_zh} / {org.name_en}", highlight=False)
+    finally:
+        runtime.close()

@@ -104,6 +104,7 @@ from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from safecity.platform.db import ID, Base, UTCDateTime, is_postgres, new_id, utcnow
 from safecity.platform.errors import ConfigurationError, InvalidInput
+from safecity.platform.logging import REQUEST_ID
 from safecity.platform.runtime import settings_for
 from safecity.security import keys
 from safecity.security.rbac import Principal
@@ -117,7 +118,7 @@ HEAD_ID = 1
 CHECKPOINT_FILE = "audit-checkpoints.jsonl"
 MAX_DETAIL_BYTES = 4096
 
-current_request_id: ContextVar[str | None] = ContextVar("safecity_request_id", default=None)
+current_request_id: ContextVar[str | None] = REQUEST_ID
 """The request id records made during a request carry (set by the request middleware)."""
 
 _SeqType = BigInteger().with_variant(Integer, "sqlite")

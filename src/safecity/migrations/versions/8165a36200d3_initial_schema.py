@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: eef8dd802518
+Revision ID: 8165a36200d3
 Revises:
-Create Date: 2026-11-26 03:07:14.249623
+Create Date: 2026-11-26 03:21:23.633771
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from alembic import op
 
 import safecity.platform.db
 
-revision: str = "eef8dd802518"
+revision: str = "8165a36200d3"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -106,6 +106,40 @@ def upgrade() -> None:
     with op.batch_alter_table("job_runs", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_job_runs_name"), ["name"], unique=False)
         batch_op.create_index(batch_op.f("ix_job_runs_started_at"), ["started_at"], unique=False)
+
+    op.create_table(
+        "notifications",
+        sa.Column("id", sa.String(length=32), nullable=False),
+        sa.Column("idempotency_key", sa.String(length=200), nullable=False),
+        sa.Column("channel", sa.String(length=8), nullable=False),
+        sa.Column("recipient", sa.String(length=320), nullable=False),
+        sa.Column("subject", sa.String(length=200), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("template", sa.String(length=120), nullable=True),
+        sa.Column("purpose", sa.String(length=200), nullable=False),
+        sa.Column("org_id", sa.String(length=32), nullable=True),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("max_attempts", sa.Integer(), nullable=False),
+        sa.Column(
+            "next_attempt_at", safecity.platform.db.UTCDateTime(timezone=True), nullable=False
+        ),
+        sa.Column("expires_at", safecity.platform.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("sender", sa.String(length=32), nullable=True),
+        sa.Column("provider_id", sa.String(length=255), nullable=True),
+        sa.Column("created_at", safecity.platform.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", safecity.platform.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", safecity.platform.db.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
+        sa.UniqueConstraint("idempotency_key", name=op.f("uq_notifications_idempotency_key")),
+    )
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.create_index("ix_notifications_due", ["status", "next_attempt_at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_notifications_finished_at"), ["finished_at"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_notifications_org_id"), ["org_id"], unique=False)
 
     op.create_table(
         "oidc_login_states",
@@ -340,6 +374,12 @@ def downgrade() -> None:
 
     op.drop_table("orgs")
     op.drop_table("oidc_login_states")
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_notifications_org_id"))
+        batch_op.drop_index(batch_op.f("ix_notifications_finished_at"))
+        batch_op.drop_index("ix_notifications_due")
+
+    op.drop_table("notifications")
     with op.batch_alter_table("job_runs", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_job_runs_started_at"))
         batch_op.drop_index(batch_op.f("ix_job_runs_name"))
