@@ -17,6 +17,7 @@ stage() {
 }
 
 stage "ruff" $BIN/ruff check src tests benchmarks
+stage "ruff format --check" $BIN/ruff format --check src tests benchmarks
 stage "mypy --strict" $BIN/mypy
 stage "tests (SQLite, in-process bus)" $BIN/pytest -q
 if [ "${CI:-}" = "true" ]; then
