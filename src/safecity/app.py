@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from safecity import __version__
 from safecity.console import pages as console_pages
+from safecity.console import pages_admin as console_admin
 from safecity.orgs import api as orgs_api
 from safecity.platform import events_api, health, jobs, jobs_api, notify_api
 from safecity.platform.bus import attached_bus
@@ -78,5 +79,6 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(jobs_api.router)
     app.include_router(notify_api.router)
     app.include_router(console_pages.router)
+    app.include_router(console_admin.router)
     console_pages.install(app)  # static files (marked public) + HTML login redirect
     return app
