@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from starlette.requests import Request
 
-from safecity.console import i18n, pages
+from safecity.console import i18n, pages, pages_admin
 
 CONSOLE = Path(pages.__file__).parent
 LITERAL_IN_TEMPLATE = re.compile(r"""\bt\(\s*(["'])([^"']+)\1\s*[,)]""")
@@ -36,6 +36,9 @@ def dynamic_keys() -> set[str]:
         "role.": pages.ROLE_KEYS,
         "status.db.": pages.DB_KINDS,
         "status.bus.": pages.BUS_KINDS,
+        "org.kind.": pages_admin.ORG_KIND_KEYS,
+        "job.status.": pages_admin.JOB_STATUS_KEYS,
+        "notify.status.": pages_admin.NOTIFY_STATUS_KEYS,
     }
     prefixes = {m.group(2) for m in DYNAMIC_IN_TEMPLATE.finditer(templates_text())}
     assert prefixes == set(values), "a template builds keys from a prefix this test ignores"

@@ -194,6 +194,19 @@ def test_admin_logs_in_with_totp_and_sees_district_outlines(live_app: LiveApp) -
             page.mouse.move(10, 10)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
 
+            # Administration: the Organisations page shows the tree and the import form.
+            page.click("a[data-nav=orgs]")
+            page.wait_for_url(f"{live_app.url}/console/orgs")
+            page.wait_for_selector("[data-org-tree]")
+            districts = page.locator("[data-org-tree] [data-kind=district]")
+            assert districts.count() == len(DISTRICTS)
+            for code, _zh, en, _box in DISTRICTS:
+                assert en in page.locator(f"[data-org={code}]").inner_text()
+            assert page.locator("form[data-form=org-import] input[type=file]").count() == 1
+            page.screenshot(path=str(SCREENSHOT.with_name("console-orgs.png")), full_page=True)
+            page.click("a.nav__item[href='/console']")
+            page.wait_for_selector("#city-map[data-state=ready]")
+
             # Language switch and logout work in the browser too.
             page.click(".lang-switch a[data-lang=zh]")
             page.wait_for_selector("h1:has-text('城市总览')")

@@ -108,7 +108,7 @@ def _page(
 
 
 def _detail(exc: SafeCityError) -> str:
-    return str(exc.detail) if hasattr(exc, "detail") else str(exc)
+    return exc.detail
 
 
 # --- organisations -----------------------------------------------------------------------
@@ -149,7 +149,9 @@ def orgs_import(
     dry_run: Annotated[bool, Form()] = False,
 ) -> HTMLResponse:
     if file is None or not file.filename:
-        return _orgs_page(request, session, principal, status_code=422, error=msg("orgs.error.no_file"))
+        return _orgs_page(
+            request, session, principal, status_code=422, error=msg("orgs.error.no_file")
+        )
     content = file.file.read(MAX_UPLOAD + 1)
     try:
         result = importer.import_orgs(
@@ -262,7 +264,12 @@ def users_create(
     form = {"username": username, "display_name": display_name, "org_id": org_id, "role": role}
     if not (username.strip() and org_id and role and password):
         return _users_page(
-            request, session, principal, status_code=422, error=msg("users.error.missing"), form=form
+            request,
+            session,
+            principal,
+            status_code=422,
+            error=msg("users.error.missing"),
+            form=form,
         )
     try:
         change = security.create_user(
@@ -291,7 +298,11 @@ def users_create(
         principal,
         notice=msg("users.created"),
         notice_args={"username": change.user.username},
-        created={"username": change.user.username, "secret": change.totp_secret, "uri": change.totp_uri},
+        created={
+            "username": change.user.username,
+            "secret": change.totp_secret,
+            "uri": change.totp_uri,
+        },
     )
 
 
@@ -374,7 +385,11 @@ def _audit_page(
         error = msg("audit.error.date")
         since_day = until_day = None
     if error is None:
-        since = datetime(since_day.year, since_day.month, since_day.day, tzinfo=UTC) if since_day else None
+        since = (
+            datetime(since_day.year, since_day.month, since_day.day, tzinfo=UTC)
+            if since_day
+            else None
+        )
         until = (
             datetime(until_day.year, until_day.month, until_day.day, tzinfo=UTC) + timedelta(days=1)
             if until_day
