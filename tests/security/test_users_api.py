@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from safecity.platform.runtime import Runtime
 from safecity.security import auth
+from safecity.security.auth import totp_secret_of
 from safecity.security.models import User
 from safecity.security.rbac import MACHINE_ROLES, ROLE_PERMISSIONS, ROLES
 from tests.conftest import Actor, City
@@ -366,7 +367,8 @@ def test_reset_totp_replaces_the_secret(
     with runtime.sessions() as s:
         user = s.get(User, officer.user_id)
         assert user is not None
-        assert user.totp_secret == again.json()["totp_secret"]
+        assert user.totp_secret != again.json()["totp_secret"]  # sealed at rest
+        assert totp_secret_of(session=s, user=user) == again.json()["totp_secret"]
 
 
 def test_machine_roles_are_roles() -> None:

@@ -13,6 +13,7 @@ from safecity.platform.db import utcnow
 from safecity.platform.runtime import Runtime
 from safecity.security import auth, totp
 from safecity.security import cli as users_cli
+from safecity.security.auth import totp_secret_of
 from safecity.security.models import User
 from tests.conftest import City
 
@@ -180,7 +181,10 @@ def test_add_role_unlock_reset_totp_deactivate(run: Run, runtime: Runtime) -> No
     reset = run("reset-totp", "citizen.li")
     assert reset.exit_code == 0
     assert _secret_from(reset.output) != first_secret
-    assert _user(runtime, "citizen.li").totp_secret == _secret_from(reset.output)
+    with runtime.sessions() as s:
+        user = s.scalars(select(User).where(User.username == "citizen.li")).one()
+        assert user.totp_secret != _secret_from(reset.output)  # sealed at rest
+        assert totp_secret_of(session=s, user=user) == _secret_from(reset.output)
 
     assert run("deactivate", "citizen.li").exit_code == 0
     assert _user(runtime, "citizen.li").active is False

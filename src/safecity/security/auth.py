@@ -39,8 +39,8 @@ from sqlalchemy.orm import Session
 from safecity.orgs import service as orgs
 from safecity.platform.db import utcnow
 from safecity.platform.errors import Unauthenticated
-from safecity.platform.runtime import SETTINGS_INFO_KEY
-from safecity.security import audit, csrf, passwords, sessions, totp
+from safecity.platform.runtime import SETTINGS_INFO_KEY, settings_for
+from safecity.security import audit, csrf, keys, passwords, sessions, totp
 from safecity.security.models import ApiToken, ScopeGrant, User, UserRole, UserSession
 from safecity.security.rbac import CITY_WIDE_ROLES, Principal
 from safecity.settings import Settings, get_settings
@@ -303,12 +303,11 @@ def verify_credentials(
     roles = roles_of(session=session, user_id=user.id)
     step: int | None = None
     totp_ok = True
-    if needs_totp(kind=user.kind, roles=roles) or user.totp_secret is not None:
+    secret = totp_secret_of(session=session, user=user)
+    if needs_totp(kind=user.kind, roles=roles) or secret is not None:
         step = (
-            totp.match_step(
-                user.totp_secret, totp_code or "", now=now, after_step=user.totp_last_step
-            )
-            if user.totp_secret is not None
+            totp.match_step(secret, totp_code or "", now=now, after_step=user.totp_last_step)
+            if secret is not None
             else None
         )
         totp_ok = step is not None
@@ -346,6 +345,23 @@ def verify_credentials(
         )
     session.flush()
     return user
+
+
+def _totp_key(session: Session) -> bytes:
+    return keys.totp_sealing_key(settings_for(session).effective_key_dir)
+
+
+def store_totp_secret(*, session: Session, user: User, secret: str) -> None:
+    """Seal ``secret`` for ``user`` (AES-GCM, key in the key directory) and reset replay."""
+    user.totp_secret = totp.seal(secret, key=_totp_key(session), user_id=user.id)
+    user.totp_last_step = None
+
+
+def totp_secret_of(*, session: Session, user: User) -> str | None:
+    """The user's TOTP secret in clear (to check a code), or ``None``."""
+    if user.totp_secret is None:
+        return None
+    return totp.unseal(user.totp_secret, key=_totp_key(session), user_id=user.id)
 
 
 def login(

@@ -33,6 +33,7 @@ from safecity.platform.errors import ConfigurationError
 log = logging.getLogger("safecity.security.keys")
 
 HMAC_KEY_FILE = "audit-hmac.key"
+TOTP_KEY_FILE = "totp-seal.key"
 SIGNING_KEY_FILE = "audit-checkpoint.key"
 SIGNING_PUBLIC_FILE = "audit-checkpoint.pub"
 
@@ -103,6 +104,26 @@ def audit_hmac_key(key_dir: Path, *, create: bool = True) -> bytes:
             raise ConfigurationError(f"{key_dir / HMAC_KEY_FILE} is not a hex key") from exc
         if len(key) < 32:
             raise ConfigurationError(f"{key_dir / HMAC_KEY_FILE} holds fewer than 32 bytes")
+        _cache[cache_key] = key
+        return key
+
+
+def totp_sealing_key(key_dir: Path, *, create: bool = True) -> bytes:
+    """The AES-256-GCM key that seals TOTP secrets at rest (created on first use)."""
+    cache_key = (str(key_dir.resolve()), TOTP_KEY_FILE)
+    with _lock:
+        cached = _cache.get(cache_key)
+        if isinstance(cached, bytes):
+            return cached
+        raw = _read_secret(
+            key_dir, TOTP_KEY_FILE, create=create, make=(secrets.token_hex(32) + "\n").encode()
+        )
+        try:
+            key = bytes.fromhex(raw.decode("ascii").strip())
+        except ValueError as exc:
+            raise ConfigurationError(f"{key_dir / TOTP_KEY_FILE} is not a hex key") from exc
+        if len(key) != 32:
+            raise ConfigurationError(f"{key_dir / TOTP_KEY_FILE} must hold 32 bytes")
         _cache[cache_key] = key
         return key
 

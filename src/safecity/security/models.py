@@ -25,7 +25,8 @@ class User(Base):
     kind: Mapped[str] = mapped_column(String(16), default="user")
     org_id: Mapped[str] = mapped_column(ForeignKey("orgs.id"), index=True)
     password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
-    totp_secret: Mapped[str | None] = mapped_column(String(64), default=None)
+    # Sealed with AES-GCM (security.totp.seal); never the clear secret.
+    totp_secret: Mapped[str | None] = mapped_column(String(160), default=None)
     oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True, default=None)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from safecity.orgs import service as orgs
-from safecity.platform.db import utcnow
+from safecity.platform.db import new_id, utcnow
 from safecity.platform.errors import (
     Conflict,
     InvalidInput,
@@ -37,6 +37,7 @@ from safecity.security.auth import (
     normalise_username,
     revoke_tokens,
     roles_of,
+    store_totp_secret,
 )
 from safecity.security.models import PRINCIPAL_KINDS, User, UserRole
 from safecity.security.rbac import MACHINE_ROLES, ROLES, Principal, ensure_in_scope, scope_clause
@@ -172,15 +173,17 @@ def create_user(
 
     secret = totp.new_secret() if needs_totp(kind=kind, roles=wanted) else None
     user = User(
+        id=new_id(),
         username=name,
         display_name=display_name,
         kind=kind,
         org_id=org_id,
         password_hash=passwords.hash_password(password) if password is not None else None,
         password_changed_at=utcnow() if password is not None else None,
-        totp_secret=secret,
         oidc_subject=oidc_subject or None,
     )
+    if secret is not None:
+        store_totp_secret(session=session, user=user, secret=secret)
     session.add(user)
     session.flush()
     for role in wanted:
@@ -294,8 +297,7 @@ def set_roles(
     secret = None
     if needs_totp(kind=user.kind, roles=wanted) and user.totp_secret is None:
         secret = totp.new_secret()
-        user.totp_secret = secret
-        user.totp_last_step = None
+        store_totp_secret(session=session, user=user, secret=secret)
     audit.record(
         session,
         principal=actor,
@@ -361,8 +363,7 @@ def reset_totp(*, session: Session, actor: Principal, user_id: str) -> UserChang
     if user.kind not in HUMAN_KINDS:
         raise InvalidInput(f"a {user.kind} principal has no TOTP")
     secret = totp.new_secret()
-    user.totp_secret = secret
-    user.totp_last_step = None
+    store_totp_secret(session=session, user=user, secret=secret)
     ended = sessions.end_all(session=session, user_id=user.id)
     audit.record(
         session,
