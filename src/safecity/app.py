@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager, contextmanager
 from fastapi import FastAPI
 
 from safecity import __version__
+from safecity.alerts import api as alerts_api
+from safecity.alerts import pages as alerts_pages
 from safecity.console import pages as console_pages
 from safecity.console import pages_admin as console_admin
 from safecity.orgs import api as orgs_api
@@ -21,6 +23,7 @@ from safecity.platform.runtime import Runtime, build_runtime
 from safecity.security import api as security_api
 from safecity.security import audit_api
 from safecity.security.rbac import mark_docs_public
+from safecity.sensing import api as sensing_api
 from safecity.settings import Settings
 
 
@@ -78,6 +81,9 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(events_api.router)
     app.include_router(jobs_api.router)
     app.include_router(notify_api.router)
+    app.include_router(sensing_api.router)
+    app.include_router(alerts_api.router)
+    app.include_router(alerts_pages.router)
     app.include_router(console_pages.router)
     app.include_router(console_admin.router)
     console_pages.install(app)  # static files (marked public) + HTML login redirect

@@ -116,6 +116,18 @@ def _register_subcommands() -> None:
 
     app.add_typer(notify_cli.app, name="notify")
 
+    from safecity.sensing import rules_cli
+
+    app.add_typer(rules_cli.app, name="rules")
+
+    from safecity.sensing import cli as sensors_cli
+
+    app.add_typer(sensors_cli.app, name="sensors")
+
+    from safecity.crowd import cli as crowd_cli
+
+    app.add_typer(crowd_cli.app, name="crowd")
+
 
 _register_subcommands()
 

@@ -1,5 +1,6 @@
 """Imports every table module so that ``Base.metadata`` is complete (Alembic, tests)."""
 
+from safecity.alerts import models as alerts_models
 from safecity.orgs import models as orgs_models
 from safecity.platform import bus_memory as bus_models
 from safecity.platform import consumers as consumer_models
@@ -9,8 +10,10 @@ from safecity.platform import outbox as outbox_models
 from safecity.platform import timeline as timeline_models
 from safecity.security import audit as audit_models
 from safecity.security import models as security_models
+from safecity.sensing import models as sensing_models
 
 __all__ = [
+    "alerts_models",
     "audit_models",
     "bus_models",
     "consumer_models",
@@ -19,5 +22,6 @@ __all__ = [
     "orgs_models",
     "outbox_models",
     "security_models",
+    "sensing_models",
     "timeline_models",
 ]

@@ -73,10 +73,13 @@ class Domain:
     key: str
     label: str
     href: str | None = None
+    permission: str | None = None  # who sees the link; others see "coming"
 
 
 DOMAINS: tuple[Domain, ...] = (
-    Domain("sensing", msg("nav.domain.sensing")),
+    Domain(
+        "sensing", msg("nav.domain.sensing"), href="/console/terminal", permission="alerts:read"
+    ),
     Domain("dispatch", msg("nav.domain.dispatch")),
     Domain("cases", msg("nav.domain.cases")),
     Domain("linkage", msg("nav.domain.linkage")),

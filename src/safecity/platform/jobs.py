@@ -62,7 +62,11 @@ from safecity.security.rbac import Principal
 log = logging.getLogger("safecity.jobs")
 
 # Modules that register jobs (and retention policies) when imported. Domains append theirs.
-JOB_MODULES: tuple[str, ...] = ("safecity.platform.retention", "safecity.platform.notify")
+JOB_MODULES: tuple[str, ...] = (
+    "safecity.platform.retention",
+    "safecity.platform.notify",
+    "safecity.alerts.jobs",
+)
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_ERROR_CHARS = 2000

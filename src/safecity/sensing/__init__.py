@@ -1,0 +1,1 @@
+"""Sensing: the sensor registry, connectors, event types and rules."""
