@@ -24,6 +24,7 @@ from safecity.security import api as security_api
 from safecity.security import audit_api
 from safecity.security.rbac import mark_docs_public
 from safecity.sensing import api as sensing_api
+from safecity.sensing import ingest_api as sensing_ingest_api
 from safecity.settings import Settings
 
 
@@ -82,6 +83,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(jobs_api.router)
     app.include_router(notify_api.router)
     app.include_router(sensing_api.router)
+    app.include_router(sensing_ingest_api.router)
     app.include_router(alerts_api.router)
     app.include_router(alerts_pages.router)
     app.include_router(console_pages.router)

@@ -5,6 +5,7 @@ Errors a user can cause end as one line on stderr and a non-zero exit code.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -71,6 +72,9 @@ def demo(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
     serve_after: bool = typer.Option(True, "--serve/--no-serve", help="Start the server."),
+    simulate: bool = typer.Option(
+        True, "--sim/--no-sim", help="Start the city simulator feeding sensor traffic."
+    ),
 ) -> None:
     """Migrate, seed the demo city and its users (every role), print logins, serve."""
     from safecity.demo import prepare, print_logins
@@ -81,9 +85,44 @@ def demo(
         logins = prepare(runtime)
     finally:
         runtime.close()
-    print_logins(logins, Console(width=max(Console().width, 140)), url=f"http://{host}:{port}")
-    if serve_after:
+    url = f"http://{host}:{port}"
+    print_logins(logins, Console(width=max(Console().width, 140)), url=url)
+    if not serve_after:
+        return
+    simulator = None
+    if simulate:
+        # The city simulator runs as its own process and feeds the platform over HTTP.
+        log = (get_settings().var_dir / "sim.log").open("a")
+        simulator = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+            [
+                sys.executable,
+                "-m",
+                "safecity",
+                "sim",
+                "run",
+                "--url",
+                url,
+                "--wait",
+                "120",
+                "--sensors",
+                "500",
+                "--rate",
+                "20",
+                "--minutes",
+                "720",
+                "--truth",
+                str(get_settings().var_dir / "sim-truth.jsonl"),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        Console().print(f"city simulator feeding {url} (log: {log.name})")
+    try:
         serve(host=host, port=port, workers=1, embedded_workers=True)
+    finally:
+        if simulator is not None:
+            simulator.terminate()
+            simulator.wait(timeout=10)
 
 
 def _register_subcommands() -> None:
@@ -124,9 +163,17 @@ def _register_subcommands() -> None:
 
     app.add_typer(sensors_cli.app, name="sensors")
 
+    from safecity.sim import cli as sim_cli
+
+    app.add_typer(sim_cli.app, name="sim")
+
     from safecity.crowd import cli as crowd_cli
 
     app.add_typer(crowd_cli.app, name="crowd")
+
+    from safecity.linkage import cli as linkage_cli
+
+    app.add_typer(linkage_cli.app, name="linkage")
 
 
 _register_subcommands()

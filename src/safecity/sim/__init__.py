@@ -1,0 +1,1 @@
+"""The city simulator (``safecity sim``): synthetic sensor traffic with ground truth."""
