@@ -10,6 +10,7 @@ import pytest
 from starlette.requests import Request
 
 from safecity.console import i18n, pages, pages_admin
+from safecity.sensing.rules import RuleSet
 
 CONSOLE = Path(pages.__file__).parent
 LITERAL_IN_TEMPLATE = re.compile(r"""\bt\(\s*(["'])([^"']+)\1\s*[,)]""")
@@ -53,7 +54,12 @@ def used_keys() -> set[str]:
         for m in MARKED_IN_PYTHON.finditer(f.read_text(encoding="utf-8"))
     }
     assert {d.label for d in pages.DOMAINS} <= python
-    return literal | python | dynamic_keys()
+    return literal | python | dynamic_keys() | rule_title_keys()
+
+
+def rule_title_keys() -> set[str]:
+    """Alert titles are message keys named by the shipped rules (rendered with t())."""
+    return {rule.alert.title for rule in RuleSet.shipped().rules}
 
 
 def test_catalogues_have_the_same_keys_and_no_empty_text() -> None:
