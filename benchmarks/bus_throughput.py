@@ -46,7 +46,6 @@ import importlib.metadata
 import json
 import logging
 import os
-import platform
 import secrets
 import socket
 import sqlite3
@@ -68,6 +67,7 @@ from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 import safecity.models  # noqa: F401  (every table)
+from _common import machine  # benchmarks/_common.py (run as a script)
 from safecity.app import create_app
 from safecity.orgs import service as orgs_service
 from safecity.platform.bus import EventBus, decode, encode
@@ -486,29 +486,6 @@ def postgres_database(admin_url: str) -> Database:
 
 
 # -- report --------------------------------------------------------------------------
-def machine() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    ram_gib: float | None = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gib = round(int(line.split()[1]) / 1024**2, 1)
-                break
-    return {
-        "cpu_model": model,
-        "cores": os.cpu_count(),
-        "ram_gib": ram_gib,
-        "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
-
-
 def versions(extra: dict[str, str]) -> dict[str, str]:
     found = {}
     for dist in (

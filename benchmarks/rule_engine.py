@@ -25,8 +25,6 @@ import argparse
 import gc
 import importlib.metadata
 import json
-import os
-import platform
 import random
 import resource
 import sys
@@ -35,6 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from _common import machine  # benchmarks/_common.py (run as a script)
 from safecity.sensing.rules import RuleEngine, RuleSet
 
 RESULTS = Path(__file__).resolve().parent / "results" / "rule_engine.json"
@@ -168,24 +167,6 @@ def run_once(ruleset: RuleSet, events: list[dict[str, Any]], tick: int) -> dict[
     }
 
 
-def _machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
-        "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=300_000)
@@ -219,7 +200,7 @@ def main() -> None:
         "benchmark": "rule_engine",
         "command": "python benchmarks/rule_engine.py " + " ".join(sys.argv[1:]),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
+        "machine": machine(),
         "versions": {
             "safecity": importlib.metadata.version("safecity"),
             "h3": importlib.metadata.version("h3"),

@@ -30,7 +30,6 @@ import contextlib
 import importlib.metadata
 import json
 import os
-import platform
 import resource
 import secrets
 import subprocess
@@ -40,6 +39,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from _common import machine  # benchmarks/_common.py (run as a script)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "sensor_import.json"
@@ -137,29 +138,6 @@ def run_child(url: str, file: Path, args: argparse.Namespace) -> dict[str, Any]:
         raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
-
-
-def machine() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    ram_gib: float | None = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gib = round(int(line.split()[1]) / 1024**2, 1)
-                break
-    return {
-        "cpu_model": model,
-        "cores": os.cpu_count(),
-        "ram_gib": ram_gib,
-        "load_avg_1_5_15": [round(x, 2) for x in os.getloadavg()],
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
 
 
 def versions() -> dict[str, str]:

@@ -88,44 +88,35 @@ def _read_secret(key_dir: Path, name: str, *, create: bool, make: bytes | None) 
     return path.read_bytes()
 
 
-def audit_hmac_key(key_dir: Path, *, create: bool = True) -> bytes:
-    """The audit chain's HMAC key (created on first use unless ``create=False``)."""
-    cache_key = (str(key_dir.resolve()), HMAC_KEY_FILE)
+def _hex_key(key_dir: Path, name: str, *, create: bool, length: int, at_least: bool) -> bytes:
+    """A random key kept hex-encoded in ``key_dir/name`` (created on first use)."""
+    cache_key = (str(key_dir.resolve()), name)
     with _lock:
         cached = _cache.get(cache_key)
         if isinstance(cached, bytes):
             return cached
         raw = _read_secret(
-            key_dir, HMAC_KEY_FILE, create=create, make=(secrets.token_hex(32) + "\n").encode()
+            key_dir, name, create=create, make=(secrets.token_hex(length) + "\n").encode()
         )
         try:
             key = bytes.fromhex(raw.decode("ascii").strip())
         except ValueError as exc:
-            raise ConfigurationError(f"{key_dir / HMAC_KEY_FILE} is not a hex key") from exc
-        if len(key) < 32:
-            raise ConfigurationError(f"{key_dir / HMAC_KEY_FILE} holds fewer than 32 bytes")
+            raise ConfigurationError(f"{key_dir / name} is not a hex key") from exc
+        if len(key) < length or (not at_least and len(key) != length):
+            wanted = f"at least {length}" if at_least else f"exactly {length}"
+            raise ConfigurationError(f"{key_dir / name} must hold {wanted} bytes")
         _cache[cache_key] = key
         return key
+
+
+def audit_hmac_key(key_dir: Path, *, create: bool = True) -> bytes:
+    """The audit chain's HMAC key (created on first use unless ``create=False``)."""
+    return _hex_key(key_dir, HMAC_KEY_FILE, create=create, length=32, at_least=True)
 
 
 def totp_sealing_key(key_dir: Path, *, create: bool = True) -> bytes:
     """The AES-256-GCM key that seals TOTP secrets at rest (created on first use)."""
-    cache_key = (str(key_dir.resolve()), TOTP_KEY_FILE)
-    with _lock:
-        cached = _cache.get(cache_key)
-        if isinstance(cached, bytes):
-            return cached
-        raw = _read_secret(
-            key_dir, TOTP_KEY_FILE, create=create, make=(secrets.token_hex(32) + "\n").encode()
-        )
-        try:
-            key = bytes.fromhex(raw.decode("ascii").strip())
-        except ValueError as exc:
-            raise ConfigurationError(f"{key_dir / TOTP_KEY_FILE} is not a hex key") from exc
-        if len(key) != 32:
-            raise ConfigurationError(f"{key_dir / TOTP_KEY_FILE} must hold 32 bytes")
-        _cache[cache_key] = key
-        return key
+    return _hex_key(key_dir, TOTP_KEY_FILE, create=create, length=32, at_least=False)
 
 
 def checkpoint_signing_key(key_dir: Path, *, create: bool = True) -> Ed25519PrivateKey:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal, get_args
 
 from sqlalchemy import Float, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from safecity.platform.db import Base, UTCDateTime, utcnow
 
-SENSOR_TYPES: tuple[str, ...] = (
+SensorType = Literal[
     "door",
     "intrusion",
     "smoke",
@@ -22,8 +23,10 @@ SENSOR_TYPES: tuple[str, ...] = (
     "tunnel_light",
     "parking",
     "report_terminal",
-)
-SENSOR_STATUSES: tuple[str, ...] = ("active", "maintenance", "retired")
+]
+SensorStatus = Literal["active", "maintenance", "retired"]
+SENSOR_TYPES: tuple[str, ...] = get_args(SensorType)
+SENSOR_STATUSES: tuple[str, ...] = get_args(SensorStatus)
 
 MAX_SENSOR_ID = 64
 MAX_LABEL = 200

@@ -8,22 +8,8 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from safecity.security.redact import Personal
+from safecity.sensing.models import SensorStatus, SensorType
 
-SensorType = Literal[
-    "door",
-    "intrusion",
-    "smoke",
-    "ebike_charger",
-    "water_meter",
-    "power_meter",
-    "camera_detector",
-    "pedestrian_crossing",
-    "noise_meter",
-    "tunnel_light",
-    "parking",
-    "report_terminal",
-]
-SensorStatus = Literal["active", "maintenance", "retired"]
 Crs = Literal["wgs84", "gcj02", "bd09"]
 
 SENSOR_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$"
