@@ -119,20 +119,7 @@ def _repeat(session: Session, alert: Alert, *, occurred_at: datetime, now: datet
     if occurred_at > alert.last_seen_at:
         alert.last_seen_at = occurred_at
     alert.updated_at = now
-    outbox.emit(
-        session,
-        type=events.UPDATED,
-        source=events.SOURCE,
-        org_id=alert.org_id,
-        payload={
-            "alert_id": alert.id,
-            "org_id": alert.org_id,
-            "change": "repeat",
-            "state": alert.state,
-            "count": alert.count,
-            "last_seen_at": _iso(alert.last_seen_at),
-        },
-    )
+    _emit_changed(session, alert, change="repeat")
     return alert
 
 
@@ -340,21 +327,22 @@ def transition(
     return alert
 
 
-def _emit_changed(session: Session, alert: Alert, *, change: str, transition: str) -> None:
+def _emit_changed(
+    session: Session, alert: Alert, *, change: str, transition: str | None = None
+) -> None:
+    """One ``alerts.alert.updated`` event for a repeat, a transition or an escalation."""
+    payload: dict[str, Any] = {
+        "alert_id": alert.id,
+        "org_id": alert.org_id,
+        "change": change,
+        "state": alert.state,
+        "count": alert.count,
+        "last_seen_at": _iso(alert.last_seen_at),
+    }
+    if transition is not None:
+        payload["transition"] = transition
     outbox.emit(
-        session,
-        type=events.UPDATED,
-        source=events.SOURCE,
-        org_id=alert.org_id,
-        payload={
-            "alert_id": alert.id,
-            "org_id": alert.org_id,
-            "change": change,
-            "transition": transition,
-            "state": alert.state,
-            "count": alert.count,
-            "last_seen_at": _iso(alert.last_seen_at),
-        },
+        session, type=events.UPDATED, source=events.SOURCE, org_id=alert.org_id, payload=payload
     )
 
 

@@ -11,7 +11,6 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -19,6 +18,7 @@ from rich.tree import Tree
 from safecity.orgs import importer, service
 from safecity.orgs.models import ORG_KINDS
 from safecity.platform import geo
+from safecity.platform.cli_progress import progress_bar
 from safecity.platform.db import transaction
 from safecity.platform.errors import InvalidInput, NotFound, PayloadTooLarge
 from safecity.platform.runtime import Runtime, build_runtime
@@ -47,23 +47,9 @@ def import_file(
     runtime = _runtime()
     try:
         with (
-            Progress(
-                TextColumn("[bold]importing[/bold] {task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=out,
-                transient=True,
-                disable=not out.is_terminal,
-            ) as bar,
+            progress_bar(out, file.name, show_from=PROGRESS_FROM) as progress,
             transaction(runtime.sessions) as session,
         ):
-            task = bar.add_task(file.name, total=None, visible=False)
-
-            def progress(done: int, total: int) -> None:
-                if total >= PROGRESS_FROM:
-                    bar.update(task, completed=done, total=total, visible=True)
-
             result = importer.import_orgs(
                 session=session,
                 content=content,

@@ -10,20 +10,12 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.orm import Session
 
 from safecity.orgs import service as orgs
+from safecity.platform.cli_progress import progress_bar
 from safecity.platform.db import transaction
 from safecity.platform.errors import InvalidInput
 from safecity.platform.runtime import Runtime, build_runtime
@@ -64,25 +56,9 @@ def import_file(
     try:
         with (
             file.open("rb") as source,
-            Progress(
-                TextColumn("[bold]importing[/bold] {task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TaskProgressColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                console=out,
-                transient=True,
-                disable=not out.is_terminal,
-            ) as bar,
+            progress_bar(out, file.name, show_from=PROGRESS_FROM) as progress,
             transaction(runtime.sessions) as session,
         ):
-            task = bar.add_task(file.name, total=None, visible=False)
-
-            def progress(done: int, total: int) -> None:
-                if total >= PROGRESS_FROM:
-                    bar.update(task, completed=done, total=total, visible=True)
-
             result = registry_import.import_sensors(
                 session=session,
                 source=source,
