@@ -11,8 +11,15 @@ from fastapi import FastAPI
 from safecity import __version__
 from safecity.alerts import api as alerts_api
 from safecity.alerts import pages as alerts_pages
+from safecity.alerts import queue_api as alerts_queue_api
+from safecity.alerts import queue_pages as alerts_queue_pages
 from safecity.console import pages as console_pages
 from safecity.console import pages_admin as console_admin
+from safecity.dispatch import api as dispatch_api
+from safecity.dispatch import open311 as dispatch_open311
+from safecity.dispatch import pages as dispatch_pages
+from safecity.disputes import api as disputes_api
+from safecity.disputes import pages as disputes_pages
 from safecity.orgs import api as orgs_api
 from safecity.platform import events_api, health, jobs, jobs_api, notify_api
 from safecity.platform.bus import attached_bus
@@ -25,6 +32,8 @@ from safecity.security import audit_api
 from safecity.security.rbac import mark_docs_public
 from safecity.sensing import api as sensing_api
 from safecity.sensing import ingest_api as sensing_ingest_api
+from safecity.sensing import ops_api as sensing_ops_api
+from safecity.sensing.timer import absence_timer
 from safecity.settings import Settings
 
 
@@ -56,7 +65,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
         # runtime.bus: memory:// or NATS (lazy connect). In the one-process setup the relay,
         # the consumers and the job scheduler run here too.
         async with attached_bus(runtime, run_relay=embedded, run_consumers=embedded):
-            with embedded_scheduler(runtime, enabled=embedded):
+            with embedded_scheduler(runtime, enabled=embedded), absence_timer(app):
                 yield
 
     app = FastAPI(
@@ -84,9 +93,17 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(notify_api.router)
     app.include_router(sensing_api.router)
     app.include_router(sensing_ingest_api.router)
+    app.include_router(sensing_ops_api.router)
     app.include_router(alerts_api.router)
     app.include_router(alerts_pages.router)
+    app.include_router(alerts_queue_api.router)
+    app.include_router(alerts_queue_pages.router)
+    app.include_router(disputes_api.router)
+    app.include_router(disputes_pages.router)
     app.include_router(console_pages.router)
     app.include_router(console_admin.router)
+    app.include_router(dispatch_api.router)
+    app.include_router(dispatch_pages.router)
+    app.include_router(dispatch_open311.router)
     console_pages.install(app)  # static files (marked public) + HTML login redirect
     return app

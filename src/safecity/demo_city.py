@@ -250,6 +250,12 @@ DEPARTMENTS: tuple[Department, ...] = (
         "Ecology and Environment Bureau",
         ("air_pollution", "noise_pollution", "water_pollution"),
     ),
+    Department(
+        "310000-iot-operations",
+        "市城市运行物联感知运维中心",
+        "City IoT Sensing Operations Centre",
+        ("sensor_maintenance", "streetlight"),
+    ),
 )
 
 # Handy codes for demo users and examples.

@@ -1,6 +1,8 @@
 """Imports every table module so that ``Base.metadata`` is complete (Alembic, tests)."""
 
 from safecity.alerts import models as alerts_models
+from safecity.dispatch import models as dispatch_models
+from safecity.disputes import models as disputes_models
 from safecity.orgs import models as orgs_models
 from safecity.platform import bus_memory as bus_models
 from safecity.platform import consumers as consumer_models
@@ -11,17 +13,23 @@ from safecity.platform import timeline as timeline_models
 from safecity.security import audit as audit_models
 from safecity.security import models as security_models
 from safecity.sensing import models as sensing_models
+from safecity.sensing import ops_models as sensing_ops_models
+from safecity.sensing import partition_models as sensing_partition_models
 
 __all__ = [
     "alerts_models",
     "audit_models",
     "bus_models",
     "consumer_models",
+    "dispatch_models",
+    "disputes_models",
     "jobs_models",
     "notify_models",
     "orgs_models",
     "outbox_models",
     "security_models",
     "sensing_models",
+    "sensing_ops_models",
+    "sensing_partition_models",
     "timeline_models",
 ]

@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     notify_max_attempts: int = Field(default=6, ge=1, le=50)
     notify_backoff_seconds: float = Field(default=30.0, gt=0, description="First retry delay.")
     notify_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    # Roadside displays (safecity.sensing.display): red-light warnings go over MQTT when a
+    # broker is set ("host:port"); otherwise they are logged and kept in memory.
+    display_mqtt: str = Field(default="", description="MQTT broker host:port for displays.")
+    display_topic_prefix: str = "safecity/displays"
 
     @property
     def effective_database_url(self) -> str:

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from safecity.console import i18n, pages, pages_admin
 from safecity.sensing.rules import RuleSet
+from safecity.sensing.stale import TITLE as STALE_TITLE
 
 CONSOLE = Path(pages.__file__).parent
 LITERAL_IN_TEMPLATE = re.compile(r"""\bt\(\s*(["'])([^"']+)\1\s*[,)]""")
@@ -58,8 +59,9 @@ def used_keys() -> set[str]:
 
 
 def rule_title_keys() -> set[str]:
-    """Alert titles are message keys named by the shipped rules (rendered with t())."""
-    return {rule.alert.title for rule in RuleSet.shipped().rules}
+    """Alert titles are message keys named by the shipped rules (rendered with t()), and by
+    the stale-sensor job's outage alerts."""
+    return {rule.alert.title for rule in RuleSet.shipped().rules} | {STALE_TITLE}
 
 
 def test_catalogues_have_the_same_keys_and_no_empty_text() -> None:

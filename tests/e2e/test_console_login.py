@@ -8,10 +8,7 @@ With ``CI=true`` a missing browser fails the test; elsewhere it is skipped.
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +16,6 @@ from typing import Any
 
 import pyotp
 import pytest
-import uvicorn
 
 import safecity.models  # noqa: F401  (registers every table)
 from safecity.app import create_app
@@ -29,6 +25,7 @@ from safecity.platform.runtime import build_runtime
 from safecity.security import audit
 from safecity.security import service as security
 from safecity.settings import Settings
+from tests.live_server import serve
 
 pytestmark = pytest.mark.e2e
 
@@ -114,29 +111,10 @@ def live_app(tmp_path: Path) -> Iterator[LiveApp]:
         )
     assert admin.totp_secret is not None
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(runtime=runtime), log_level="warning", lifespan="on", access_log=False
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
     try:
-        yield LiveApp(
-            url=f"http://127.0.0.1:{port}", username="admin", totp_secret=admin.totp_secret
-        )
+        with serve(create_app(runtime=runtime)) as url:
+            yield LiveApp(url=url, username="admin", totp_secret=admin.totp_secret)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         runtime.close()
 
 

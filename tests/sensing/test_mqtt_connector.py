@@ -218,10 +218,11 @@ def test_shipped_manifests() -> None:
     assert mqtt_manifest.status == "available"
     assert mqtt_manifest.protocol == "mqtt"
     assert mqtt_manifest.emitted_types() == sorted(CATALOGUE)
-    for name in ("nats", "http"):
-        assert manifests[name].status == "planned"
-        assert "not implemented" in manifests[name].status_note.lower()
+    assert manifests["nats"].status == "available"  # tests/sensing/test_nats_worker.py
+    assert manifests["http"].status == "available"
+    assert manifests["http"].module == "safecity.sensing.ingest_api"
     assert all(m.quality for m in manifests.values())
+    assert all(q.done for q in manifests["http"].quality)
 
 
 def test_mqtt_manifest_matches_the_connector_settings() -> None:

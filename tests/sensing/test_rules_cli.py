@@ -70,16 +70,17 @@ def test_replay_prints_alerts(tmp_path: Path) -> None:
 
 
 def test_replay_until_fires_absences(tmp_path: Path) -> None:
-    path = _jsonl(tmp_path / "hb.jsonl", [ev("sensor.heartbeat", 0, sensor_id="gw-1")])
+    smoke = ev("smoke.detected", 0, zone_id="z-1", obscuration=20, unit="%/m")
+    path = _jsonl(tmp_path / "smoke.jsonl", [smoke])
     quiet = runner.invoke(app, ["rules", "replay", "shipped", str(path), "--json"])
-    assert json.loads(quiet.stdout)["matches"] == []
+    assert [m["rule_id"] for m in json.loads(quiet.stdout)["matches"]] == ["smoke-dense"]
     result = runner.invoke(
         app,
         ["rules", "replay", "shipped", str(path), "--json", "--until", "2026-11-26T03:00:00Z"],
     )
     assert result.exit_code == 0, result.output
-    [m] = json.loads(result.stdout)["matches"]
-    assert (m["rule_id"], m["key"]) == ("sensor-heartbeat-missing", "gw-1")
+    _dense, silent = json.loads(result.stdout)["matches"]
+    assert (silent["rule_id"], silent["key"]) == ("fire-alarm-silent", "z-1")
     bad = runner.invoke(app, ["rules", "replay", "shipped", str(path), "--until", "soon"])
     assert bad.exit_code == 2
     assert "--until" in bad.stderr

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from safecity.alerts.models import Alert
 from safecity.platform.runtime import Runtime
+from safecity.sensing.ingest_api import get_pipeline
 from safecity.sensing.models import Sensor
 from safecity.sim.city import CitySim, _ticks, device_token, ensure_sensors, run
 from tests.conftest import City
@@ -45,8 +46,9 @@ def test_ensure_sensors_registers_once(runtime: Runtime, city: City) -> None:
     with runtime.sessions.begin() as s:
         again = ensure_sensors(session=s, n=40, seed=3)
         count = s.scalar(select(func.count()).select_from(Sensor))
-    assert count == 40
+    assert count == 40 + 2  # one charging cabinet (door + meter) per 200 sensors, at least one
     assert again.by_type == fleet.by_type
+    assert again.cabinets == fleet.cabinets
 
 
 def test_sim_run_raises_alerts_for_planted_incidents_only(
@@ -64,6 +66,8 @@ def test_sim_run_raises_alerts_for_planted_incidents_only(
     assert stats.sent >= 300
     lines = [json.loads(x) for x in truth.getvalue().splitlines()]
     assert len(lines) == stats.planted == 15
+    # absence rules (a fire alarm that never sounded) fire once event time moves on
+    get_pipeline(client.app).advance(at + timedelta(minutes=10))  # type: ignore[arg-type]
     assert all(x["synthetic"] for x in lines)
     with runtime.sessions() as s:
         keys = {a.dedup_key for a in s.scalars(select(Alert))}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Path
+from fastapi import APIRouter, Body, Depends
 
 from safecity.alerts import service
 from safecity.alerts.models import Alert
 from safecity.alerts.schemas import AlertDetail, AlertRead, TransitionIn
 from safecity.alerts.workflow import ACT, ALERT, READ
+from safecity.platform.api_params import RecordId, TransitionName
 from safecity.platform.pagination import ListParams, ListSpec, Page
 from safecity.platform.runtime import DbSession
 from safecity.security.rbac import Principal, require
@@ -39,8 +40,7 @@ ALERT_LIST = ListSpec(
 
 Reader = Annotated[Principal, Depends(require(READ))]
 Actor = Annotated[Principal, Depends(require(ACT))]
-AlertId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
-TransitionName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+AlertId = RecordId
 
 
 @router.get("", response_model=Page[AlertRead], summary="Alerts in the caller's scope")

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 import anyio
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Form, Path, Request
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from safecity.alerts import service
@@ -31,6 +31,7 @@ from safecity.alerts.workflow import ACT, OPEN_STATES, READ
 from safecity.console import pages_admin  # noqa: F401  (registers the "when" filter)
 from safecity.console.i18n import Translator
 from safecity.console.pages import _org_name, _translator, console_require, render, templates
+from safecity.platform.api_params import RecordId, TransitionName
 from safecity.platform.db import transaction, utcnow
 from safecity.platform.errors import SafeCityError
 from safecity.platform.runtime import DbSession, get_runtime
@@ -53,8 +54,7 @@ router = APIRouter(include_in_schema=False)
 
 Reader = Annotated[Principal, Depends(console_require(READ))]
 Actor = Annotated[Principal, Depends(console_require(ACT))]
-AlertId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_-]+$")]
-TransitionName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]*$")]
+AlertId = RecordId
 
 
 def _card_context(alert: Alert, principal: Principal) -> dict[str, Any]:

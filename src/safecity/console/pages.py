@@ -80,7 +80,9 @@ DOMAINS: tuple[Domain, ...] = (
     Domain(
         "sensing", msg("nav.domain.sensing"), href="/console/terminal", permission="alerts:read"
     ),
-    Domain("dispatch", msg("nav.domain.dispatch")),
+    Domain(
+        "dispatch", msg("nav.domain.dispatch"), href="/console/dispatch", permission="dispatch:read"
+    ),
     Domain("cases", msg("nav.domain.cases")),
     Domain("linkage", msg("nav.domain.linkage")),
     Domain("crowd", msg("nav.domain.crowd")),
@@ -88,6 +90,23 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("fraud", msg("nav.domain.fraud")),
     Domain("eservices", msg("nav.domain.eservices")),
     Domain("accidents", msg("nav.domain.accidents")),
+)
+
+
+@dataclass(frozen=True)
+class WorkLink:
+    """A working page in the navigation (under the overview), shown to holders of
+    ``permission``."""
+
+    key: str
+    label: str
+    href: str
+    permission: str
+
+
+WORK_LINKS: tuple[WorkLink, ...] = (
+    WorkLink("alerts", msg("nav.work.alerts"), "/console/alerts", "alerts:read"),
+    WorkLink("disputes", msg("nav.work.disputes"), "/console/disputes", "disputes:read"),
 )
 
 # Values that templates turn into message keys ("status.db." ~ kind, "role." ~ role …).
@@ -189,6 +208,7 @@ def render(
         "csrf_token": csrf_token_for(request),
         "principal": principal,
         "domains": DOMAINS,
+        "work_links": WORK_LINKS,
         "here": safe_next(_here(request), allow_login=True),
     }
     base.update(context)

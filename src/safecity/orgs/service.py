@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -265,13 +266,45 @@ def area_features(
     return {"type": "FeatureCollection", "features": features}
 
 
+# (database, kind) → (fingerprint of the areas, their index); see org_for_point.
+_AREA_INDEXES: dict[tuple[str, str], tuple[tuple[Any, ...], geo.AreaIndex]] = {}
+_AREA_LOCK = threading.Lock()
+
+
+def _area_index(session: Session, kind: str) -> geo.AreaIndex:
+    """The STR-tree over the active areas of ``kind``, rebuilt only when they changed.
+
+    Building it means reading every polygon and preparing it (tens of milliseconds for a
+    city's stations), which alert routing would otherwise pay per alert. One aggregate
+    query (count, newest change, id range) tells whether the cached index still holds.
+    """
+    where = (Org.kind == kind, Org.area.is_not(None), Org.active.is_(True))
+    fingerprint = tuple(
+        session.execute(
+            select(
+                func.count(), func.max(Org.updated_at), func.min(Org.id), func.max(Org.id)
+            ).where(*where)
+        ).one()
+    )
+    key = (str(session.get_bind().engine.url), kind)
+    with _AREA_LOCK:
+        cached = _AREA_INDEXES.get(key)
+    if cached is not None and cached[0] == fingerprint:
+        return cached[1]
+    rows = session.execute(select(Org.id, Org.area).where(*where)).all()
+    index = geo.AreaIndex((r[0], r[1]) for r in rows if r[1])
+    with _AREA_LOCK:
+        _AREA_INDEXES[key] = (fingerprint, index)
+    return index
+
+
 def org_for_point(*, session: Session, lat: float, lng: float, kind: str = "station") -> Org | None:
     """The active org of ``kind`` whose area contains the WGS84 point, if any."""
-    rows = session.scalars(
-        select(Org).where(Org.kind == check_kind(kind), Org.area.is_not(None), Org.active.is_(True))
-    ).all()
-    found = geo.find_org_for_point(((o.id, o.area) for o in rows if o.area), lat=lat, lng=lng)
-    return None if found is None else get(session=session, org_id=found)
+    index = _area_index(session, check_kind(kind))
+    if len(index) == 0:
+        return None
+    found = index.find(lat=lat, lng=lng)
+    return None if found is None else get(session=session, org_id=str(found))
 
 
 # --------------------------------------------------------------------------- writes

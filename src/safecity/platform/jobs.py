@@ -66,6 +66,8 @@ JOB_MODULES: tuple[str, ...] = (
     "safecity.platform.retention",
     "safecity.platform.notify",
     "safecity.alerts.jobs",
+    "safecity.disputes.jobs",
+    "safecity.sensing.jobs",
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

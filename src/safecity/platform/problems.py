@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from http import HTTPStatus
 from typing import Any
+from xml.sax.saxutils import escape as xml_escape
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +36,21 @@ PROBLEM_JSON = "application/problem+json"
 OPEN311_PREFIX = "/open311/v2/"
 
 
+class Open311XMLErrors(JSONResponse):
+    """Open311's XML error list, ``<errors><error><code/><description/></error></errors>``
+    (a :class:`JSONResponse` subclass so that every handler keeps its return type)."""
+
+    media_type = "text/xml; charset=utf-8"
+
+    def render(self, content: Any) -> bytes:
+        items = "".join(
+            f"<error><code>{int(e['code'])}</code>"
+            f"<description>{xml_escape(str(e['description']))}</description></error>"
+            for e in content
+        )
+        return f'<?xml version="1.0" encoding="utf-8"?>\n<errors>{items}</errors>'.encode()
+
+
 def problem_response(
     request: Request,
     *,
@@ -57,10 +73,13 @@ def problem_response(
         body["request_id"] = request_id
     body.update(extra)
     if request.url.path.startswith(OPEN311_PREFIX):
-        # Open311 GeoReport v2: a list of {code, description}.
-        return JSONResponse(
-            [{"code": status, "description": detail}], status_code=status, headers=headers
-        )
+        # Open311 GeoReport v2: a list of {code, description}; XML for ``.xml`` paths;
+        # invalid input is the specification's 400.
+        code = 400 if status == 422 else status
+        errors = [{"code": code, "description": detail}]
+        if request.url.path.endswith(".xml"):
+            return Open311XMLErrors(errors, status_code=code, headers=headers)
+        return JSONResponse(errors, status_code=code, headers=headers)
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

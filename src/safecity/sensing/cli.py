@@ -164,3 +164,153 @@ def generate(
     kind = registry_import.format_of(out_file.name, fmt)
     registry_import.generate(n, out_file, fmt=kind, crs=crs, seed=seed)
     out.print(f"wrote {n} synthetic sensor(s) to {out_file} ({crs})", markup=False, highlight=False)
+
+
+@app.command("dead-letters")
+def dead_letters(
+    reason: str | None = typer.Option(None, help="Only this rejection reason."),
+    connector: str | None = typer.Option(None, help="Only this connector (http, mqtt, nats)."),
+    limit: int = typer.Option(50, min=1, max=10_000, help="At most this many, newest first."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+) -> None:
+    """Messages the connectors rejected (the sensing_dead_letters table)."""
+    from sqlalchemy import select
+
+    from safecity.sensing.ops_models import DeadLetterRow
+
+    runtime = _runtime()
+    try:
+        with runtime.sessions() as session:
+            query = select(DeadLetterRow)
+            if reason is not None:
+                query = query.where(DeadLetterRow.reason == reason)
+            if connector is not None:
+                query = query.where(DeadLetterRow.connector == connector)
+            query = query.order_by(DeadLetterRow.received_at.desc()).limit(limit)
+            rows = [
+                {
+                    "received_at": r.received_at.isoformat(),
+                    "connector": r.connector,
+                    "reason": r.reason,
+                    "sensor_id": r.sensor_id,
+                    "type": r.type,
+                    "source": r.source,
+                    "detail": r.detail,
+                }
+                for r in session.scalars(query)
+            ]
+    finally:
+        runtime.close()
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(rows)} dead letter(s)")
+    for column in ("received (UTC)", "connector", "reason", "sensor", "type", "detail"):
+        table.add_column(column)
+    for row in rows:
+        values = [row[k] for k in ("received_at", "connector", "reason", "sensor_id", "type")]
+        table.add_row(*(Text(str(v or "-")) for v in [*values, row["detail"]]))
+    out.print(table)
+
+
+@app.command("issue-key")
+def issue_key(
+    group: str = typer.Option(..., "--group", help="The device group the key may post for."),
+    name: str = typer.Option("", help="A label for the key."),
+    org: str | None = typer.Option(None, help="Org code the key belongs to (default: the top)."),
+) -> None:
+    """Create an HTTP ingest key for one device group; prints the token once."""
+    from safecity.security import audit
+    from safecity.sensing import groupkeys
+
+    runtime = _runtime()
+    try:
+        with transaction(runtime.sessions) as session:
+            org_id = orgs.get_by_code(session=session, code=org).id if org else None
+            key = groupkeys.issue_key(
+                session, group=group, actor=audit.SYSTEM, org_id=org_id, name=name
+            )
+    finally:
+        runtime.close()
+    err.print(f"key {key.username} for device group {key.device_group} (shown once):")
+    typer.echo(key.token)
+
+
+@app.command("nats-worker")
+def nats_worker(
+    partitions: int = typer.Option(8, "--partitions", min=1, max=1024, help="Partitions N."),
+    url: str = typer.Option("nats://127.0.0.1:4222", help="NATS server URL."),
+    prefix: str = typer.Option(
+        "safecity.sensors", help="Subjects <prefix>.ingest.> and <prefix>.part.<p>; the group."
+    ),
+    worker_id: str | None = typer.Option(
+        None, "--worker-id", help="Stable id: a restart under it takes its leases back at once."
+    ),
+    rules: Path | None = typer.Option(None, help="A rule file instead of the shipped rules."),
+    batch: int = typer.Option(500, min=1, max=10_000, help="Messages per fetch."),
+    lease_ttl: float = typer.Option(15.0, min=1, help="Seconds a partition lease lasts."),
+    ack_wait: float = typer.Option(30.0, min=0.5, help="Seconds before JetStream redelivers."),
+    checkpoint_interval: float = typer.Option(
+        1.0, min=0, help="Seconds between checkpoints of batches without alerts."
+    ),
+    no_ingest: bool = typer.Option(False, "--no-ingest", help="Only run the rule stage."),
+    no_rules: bool = typer.Option(False, "--no-rules", help="Only run the ingest stage."),
+    status_every: float = typer.Option(5.0, help="Seconds between status lines (0: none)."),
+) -> None:
+    """One process of a NATS worker group: ingest (validate → partitioned stream) and rule
+    engines for the partitions it leases; run several for a consumer group."""
+    from safecity.sensing.connectors.nats import NatsConfig
+    from safecity.sensing.nats_cli import run_worker
+
+    config = NatsConfig(
+        url=url,
+        prefix=prefix,
+        partitions=partitions,
+        batch_size=batch,
+        lease_ttl_s=lease_ttl,
+        ack_wait_s=ack_wait,
+        checkpoint_interval_s=checkpoint_interval,
+    )
+    run_worker(
+        config,
+        worker_id=worker_id,
+        rules=rules,
+        ingest=not no_ingest,
+        rules_stage=not no_rules,
+        status_every=status_every,
+        console=out,
+    )
+
+
+@app.command("mqtt-worker")
+def mqtt_worker(
+    host: str = typer.Option("127.0.0.1", help="MQTT broker host."),
+    port: int = typer.Option(1883, min=1, max=65535, help="MQTT broker port."),
+    client_id: str = typer.Option(
+        "safecity-sensing", "--client-id", help="Fixed id: the broker keeps its session."
+    ),
+    topic_prefix: str = typer.Option("safecity/sensors", help="Devices publish below it."),
+    share_group: str | None = typer.Option(
+        None, "--share-group", help="Shared subscription group: processes split the traffic."
+    ),
+    batch: int = typer.Option(500, min=1, max=65535, help="Events per hand-off."),
+    status_every: float = typer.Option(10.0, help="Seconds between status lines (0: none)."),
+) -> None:
+    """The MQTT connector feeding the pipeline (published rules, hot reloaded) until a
+    signal; nothing is acknowledged to the broker before the pipeline took it."""
+    from safecity.sensing.connectors.mqtt import MqttConfig
+    from safecity.sensing.mqtt_worker import run_mqtt_worker
+
+    try:
+        config = MqttConfig(
+            host=host,
+            port=port,
+            client_id=client_id,
+            topic_prefix=topic_prefix,
+            share_group=share_group,
+            batch_size=batch,
+        )
+    except ValueError as exc:
+        raise InvalidInput(str(exc).splitlines()[0]) from None
+    run_mqtt_worker(config, status_every=status_every, console=out)

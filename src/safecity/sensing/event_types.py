@@ -370,6 +370,7 @@ REASONS: Final = (
     "time_too_old",
     "topic_mismatch",
     "unknown_sensor",
+    "wrong_group",
 )
 """Every rejection reason code (a bounded set: it labels the dead-letter metric)."""
 

@@ -22,7 +22,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from safecity.platform.errors import PayloadTooLarge, ServiceUnavailable
 from safecity.platform.runtime import DbSession
 from safecity.security.rbac import Principal, grant, require
-from safecity.sensing.pipeline import Pipeline
+from safecity.sensing import groupkeys
+from safecity.sensing.pipeline import ItemRejection, Pipeline
+from safecity.sensing.pipelines import build_pipeline
 
 __all__ = ["MAX_BATCH", "IngestReport", "get_pipeline", "router"]
 
@@ -62,8 +64,7 @@ def get_pipeline(app: FastAPI) -> Pipeline:
         with _build_lock:
             pipeline = getattr(app.state, "ingest_pipeline", None)
             if pipeline is None:
-                runtime = app.state.runtime
-                pipeline = Pipeline(sessions=runtime.sessions, connector=CONNECTOR)
+                pipeline = build_pipeline(app.state.runtime, connector=CONNECTOR)
                 app.state.ingest_pipeline = pipeline
     return pipeline
 
@@ -94,13 +95,25 @@ def ingest_events(
 ) -> IngestReport:
     if len(events) > MAX_BATCH:
         raise PayloadTooLarge(f"a batch holds at most {MAX_BATCH} events, got {len(events)}")
+    group = groupkeys.group_of(session, principal_id=principal.id)
     # Authentication may have touched the token (a write): end that transaction now so the
     # pipeline's own per-batch transaction does not wait on this request's write lock.
     session.commit()
+    pipeline = get_pipeline(request.app)
+    source = f"http:{principal.id}"
+    positions: list[int] | None = None
+    wrong: list[ItemRejection] = []
+    if group is not None:  # a device-group key: other groups' sensors are rejected per item
+        events, positions, wrong = groupkeys.split_by_group(
+            pipeline, events, group=group, source=source
+        )
     try:
-        result = get_pipeline(request.app).process_raw(events, source=f"http:{principal.id}")
+        result = pipeline.process_raw(events, source=source)
     except SQLAlchemyError:  # matches stay pending in the pipeline; the device retries
         raise ServiceUnavailable("alerts could not be written now; retry the batch") from None
+    if positions is not None:
+        moved = [ItemRejection(positions[r.index], r.reason, r.detail) for r in result.rejections]
+        result.rejections = sorted([*moved, *wrong], key=lambda r: r.index)
     return IngestReport(
         accepted=result.accepted,
         rejected=result.rejected,

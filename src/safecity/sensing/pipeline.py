@@ -45,7 +45,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -61,6 +61,7 @@ from safecity.sensing.connectors.deadletter import (
     MemoryDeadLetterSink,
 )
 from safecity.sensing.event_types import Rejection, ValidatedEvent, Validator
+from safecity.sensing.lastseen import LastSeenTracker
 from safecity.sensing.models import Sensor
 from safecity.sensing.rules import Match, RuleEngine, RuleSet
 
@@ -97,6 +98,10 @@ class SensorPlace(NamedTuple):
     lng: float
     h3: str
     org_id: str | None
+    compound: str | None = None
+    """The sensor's compound (residential estate): the NATS worker's partition key."""
+    group: str | None = None
+    """The sensor's device group (an HTTP ingest key may post for one group only)."""
 
 
 class SensorCache:
@@ -124,11 +129,17 @@ class SensorCache:
         """Reload every sensor from the registry; returns how many are known."""
         with self._sessions() as session:
             rows = session.execute(
-                select(Sensor.id, Sensor.lat, Sensor.lng, Sensor.h3_cell, Sensor.org_id).where(
-                    Sensor.status != "retired"
-                )
+                select(
+                    Sensor.id,
+                    Sensor.lat,
+                    Sensor.lng,
+                    Sensor.h3_cell,
+                    Sensor.org_id,
+                    Sensor.compound,
+                    Sensor.device_group,
+                ).where(Sensor.status != "retired")
             ).all()
-        places = {r[0]: SensorPlace(r[1], r[2], r[3], r[4]) for r in rows}
+        places = {r[0]: SensorPlace(r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows}
         with self._lock:
             self._places = places
             self._loaded_at = self._clock()
@@ -148,6 +159,13 @@ class SensorCache:
 
     def known(self, sensor_id: str) -> bool:
         return self.get(sensor_id) is not None
+
+
+class RuleSource(Protocol):
+    """Hot reload (e.g. :class:`safecity.sensing.rulesets.RuleWatcher`): asked before each
+    batch; reloads the engine when the active rule-set version changed."""
+
+    def poll(self, engine: RuleEngine) -> dict[str, Any] | None: ...
 
 
 # --------------------------------------------------------------------------- results
@@ -204,8 +222,12 @@ class Pipeline:
         dead_letters: DeadLetterSink | None = None,
         validator: Validator | None = None,
         connector: str = "pipeline",
+        watcher: RuleSource | None = None,
+        last_seen: LastSeenTracker | None = None,
     ) -> None:
         self.sessions = sessions
+        self.watcher = watcher
+        self.last_seen = LastSeenTracker(sessions) if last_seen is None else last_seen
         if engine is None:
             engine = RuleEngine(ruleset or RuleSet.shipped(), future_tolerance=120.0)
         self.engine = engine
@@ -226,6 +248,7 @@ class Pipeline:
             "no_place": 0,
         }
         self._pending: deque[Match] = deque()
+        self._extra: tuple[Callable[[Session], None], bool] | None = None
         self.pending_dropped = 0
         self._lock = threading.Lock()
 
@@ -280,10 +303,36 @@ class Pipeline:
         self._count(accepted=len(events), rejected=unknown)
         self._run(events, BatchResult(accepted=len(events)))
 
+    def process_ready(
+        self,
+        events: Sequence[dict[str, Any]],
+        *,
+        also: Callable[[Session], None],
+        force: bool = True,
+    ) -> BatchResult:
+        """Events already validated and enriched elsewhere (the dicts :meth:`_event` makes,
+        e.g. from a NATS partition stream) → engine → alerts, and ``also(session)`` (a
+        checkpoint) in the **same** transaction. With ``force=False`` a batch without alert
+        matches writes nothing and ``also`` is not called (the caller checkpoints later).
+        If the transaction fails, no match is kept pending: the caller restores the engine
+        from its last checkpoint and replays, so nothing is lost or doubled."""
+        result = BatchResult(accepted=len(events))
+        self._count(accepted=len(events), rejected=0)
+        self._extra = (also, force)
+        try:
+            self._run(events, result)
+        except BaseException:
+            self._pending.clear()
+            raise
+        finally:
+            self._extra = None
+        return result
+
     def advance(self, watermark: datetime | float | str) -> BatchResult:
         """Move the engine's event-time clock (fires due absence rules) and write alerts."""
         result = BatchResult()
         with self._lock:
+            self._poll_rules()
             matches = self.engine.advance(watermark)
             self._persist(matches, result)
         return result
@@ -306,6 +355,7 @@ class Pipeline:
             "pending_dropped": self.pending_dropped,
             "sensors_known": len(self.cache),
             "engine": self.engine.stats(),
+            "last_seen": self.last_seen.stats(),
         }
 
     # -- internals -----------------------------------------------------------------------
@@ -336,13 +386,25 @@ class Pipeline:
 
     def _run(self, events: Iterable[dict[str, Any]], result: BatchResult) -> None:
         with self._lock:
+            self._poll_rules()
             matches: list[Match] = []
             process = self.engine.process
+            seen, now = self.last_seen.pending, self.last_seen.now()
             for event in events:
+                seen[event["sensor_id"]] = now
                 found = process(event)
                 if found:
                     matches.extend(found)
             self._persist(matches, result)
+            self.last_seen.maybe_flush()
+
+    def _poll_rules(self) -> None:
+        """Hot reload before a batch (caller holds the lock); a failure keeps the rules."""
+        if self.watcher is not None:
+            try:
+                self.watcher.poll(self.engine)
+            except Exception:
+                log.exception("rule reload check failed; the running rules stay")
 
     def _persist(self, matches: list[Match], result: BatchResult) -> None:
         """Write pending + new matches in one transaction (caller holds the lock)."""
@@ -365,7 +427,8 @@ class Pipeline:
         while len(self._pending) > MAX_PENDING:
             self._pending.popleft()
             self.pending_dropped += 1
-        if not self._pending:
+        extra = self._extra
+        if not self._pending and (extra is None or not extra[1]):
             return
         batch = list(self._pending)
         written: list[str] = []
@@ -377,6 +440,8 @@ class Pipeline:
                     errors += 1
                 else:
                     written.append(alert_id)
+            if extra is not None:
+                extra[0](session)  # e.g. the partition's checkpoint, same transaction
         self._pending.clear()
         self.counters["alerts"] += len(written)
         self.counters["alert_errors"] += errors

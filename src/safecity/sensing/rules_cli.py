@@ -19,10 +19,15 @@ from rich.console import Console
 from rich.table import Table
 
 from safecity.platform.errors import InvalidInput
+from safecity.platform.runtime import Runtime, build_runtime
 from safecity.sensing.rules import Match, RuleEngine, RuleSet
 
 app = typer.Typer(help="Sensing rules: validate rule files, replay recorded events.")
 err = Console(stderr=True)
+
+
+def _runtime() -> Runtime:
+    return build_runtime()
 
 
 def _fail(message: str) -> typer.Exit:
@@ -145,4 +150,75 @@ def shipped() -> None:
         table.add_column(col)
     for r in ruleset.rules:
         table.add_row(r.id, r.kind, r.severity, r.alert.category, ", ".join(r.key))
+    Console().print(table)
+
+
+@app.command("publish")
+def publish_cmd(
+    path: Path = typer.Argument(..., help="Rule file (YAML) to publish as the new version."),
+    note: str = typer.Option("", "--note", help="Why (kept with the version and audited)."),
+) -> None:
+    """Validate FILE as a whole and publish it; every running pipeline reloads it."""
+    from safecity.platform.db import transaction
+    from safecity.security import audit
+    from safecity.sensing import rulesets
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(f"{path}: cannot read: {exc}") from None
+    runtime = _runtime()
+    try:
+        with transaction(runtime.sessions) as session:
+            row = rulesets.publish(session, yaml_text=text, actor=audit.SYSTEM, note=note)
+            version, diff = row.version, dict(row.diff)
+    except InvalidInput as exc:
+        for line in exc.extra.get("errors", [exc.detail]):
+            err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    finally:
+        runtime.close()
+    typer.echo(
+        f"published version {version}: kept {len(diff['kept'])}, changed {len(diff['changed'])},"
+        f" added {len(diff['added'])}, removed {len(diff['removed'])}"
+    )
+
+
+@app.command("versions")
+def versions_cmd(
+    as_json: bool = typer.Option(False, "--json", help="JSON lines instead of a table."),
+) -> None:
+    """Published rule-set versions, newest first (version 0 = the shipped rules)."""
+    from sqlalchemy import select
+
+    from safecity.sensing.ops_models import RuleSetVersion
+
+    runtime = _runtime()
+    try:
+        with runtime.sessions() as session:
+            rows = [
+                {
+                    "version": r.version,
+                    "active": r.active,
+                    "created_at": r.created_at.isoformat(),
+                    "author_id": r.author_id,
+                    "rule_count": r.rule_count,
+                    "sha256": r.sha256[:12],
+                    "note": r.note,
+                }
+                for r in session.scalars(
+                    select(RuleSetVersion).order_by(RuleSetVersion.version.desc()).limit(200)
+                )
+            ]
+    finally:
+        runtime.close()
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        return
+    table = Table(title="rule-set versions" if rows else "no published versions: shipped rules")
+    for col in ("version", "active", "created (UTC)", "author", "rules", "sha256", "note"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
     Console().print(table)

@@ -446,3 +446,31 @@ def dump_rule_file(rule_file: RuleFile) -> str:
     """YAML text that :func:`parse_rule_text` reads back to an equal :class:`RuleFile`."""
     data = rule_file.model_dump(mode="json", exclude_defaults=False)
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def rule_text_errors(text: str, *, source: str = "<rules>") -> list[str]:
+    """Every problem of a rule file's YAML text, one clear line each (``[]`` when valid).
+
+    Used where a whole file is published (:mod:`safecity.sensing.rulesets`), so the author
+    sees all of them at once rather than the first."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        return [f"{source}: YAML error{at}: {problem}"]
+    except (ValueError, TypeError, RecursionError) as exc:
+        return [f"{source}: YAML error: {exc}"]
+    if not isinstance(data, dict):
+        return [f"{source}: a rule file is a mapping with 'version' and 'rules'"]
+    try:
+        RuleFile.model_validate(data)
+    except ValidationError as exc:
+        return [
+            f"{source}: {_describe(tuple(e.get('loc', ())), data)}: {_message(e)}"
+            for e in exc.errors()
+        ]
+    except (ValueError, TypeError, RecursionError) as exc:
+        return [f"{source}: invalid rule file: {exc}"]
+    return []

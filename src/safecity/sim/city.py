@@ -26,6 +26,7 @@ rate, one batch per tick.
 
 from __future__ import annotations
 
+import heapq
 import json
 import random
 import tempfile
@@ -36,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Final, Protocol
 
+import h3
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -45,28 +47,27 @@ from safecity.security import audit
 from safecity.security import service as security
 from safecity.security.models import User
 from safecity.sensing import registry_import
+from safecity.sensing import service as sensors
 from safecity.sensing.ingest_api import MAX_BATCH
 from safecity.sensing.models import Sensor
+from safecity.sim import scenarios
+from safecity.sim.scenarios import SCENARIOS, Cabinet
 
-__all__ = ["CitySim", "Fleet", "RunStats", "device_token", "ensure_sensors", "run"]
+__all__ = [
+    "SCENARIOS",
+    "CitySim",
+    "Fleet",
+    "Planted",
+    "RunStats",
+    "device_token",
+    "ensure_sensors",
+    "run",
+]
 
 DEVICE_USERNAME: Final = "sim-device"
 INGEST_PATH: Final = "/api/ingest/events"
-SCENARIOS: Final = {
-    # name: (kind, sensor type, expected alert category or None, rule id)
-    "repeated_intrusion": ("incident", "intrusion", "intrusion", "repeated-intrusion"),
-    "ebike_escape_route": (
-        "incident",
-        "ebike_charger",
-        "fire_hazard",
-        "ebike-charging-escape-route",
-    ),
-    "dense_smoke": ("incident", "smoke", "fire", "smoke-dense"),
-    "charging_in_flat": ("confounder", "ebike_charger", None, "ebike-charging-indoor-night"),
-    "duplicates": ("confounder", "intrusion", None, "repeated-intrusion"),
-    "sensor_fault": ("confounder", "smoke", None, None),
-    "unarmed_intrusion": ("confounder", "intrusion", None, "repeated-intrusion"),
-}
+CABINET_EVERY: Final = 200
+"""One e-bike charging cabinet (a door + meter pair) per this many simulated sensors."""
 
 
 # --------------------------------------------------------------------------- setup
@@ -77,6 +78,7 @@ class Fleet:
     """Registered simulator sensors by registry type."""
 
     by_type: dict[str, list[str]] = field(default_factory=dict)
+    cabinets: list[Cabinet] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -110,7 +112,34 @@ def ensure_sensors(*, session: Session, n: int, seed: int = 1) -> Fleet:
         fleet.by_type.setdefault(kind, []).append(sensor_id)
     for members in fleet.by_type.values():
         members.sort()
+    fleet.cabinets = _ensure_cabinets(
+        session=session, fleet=fleet, count=max(1, n // CABINET_EVERY)
+    )
     return fleet
+
+
+def _ensure_cabinets(*, session: Session, fleet: Fleet, count: int) -> list[Cabinet]:
+    """Charging cabinets next to the first door sensors: ``cab-NNNNN-door`` + ``-meter``."""
+    doors = fleet.of("door")[:count]
+    if not doors:
+        return []
+    places = {
+        r[0]: (r[1], r[2])
+        for r in session.execute(
+            select(Sensor.id, Sensor.lat, Sensor.lng).where(Sensor.id.in_(doors))
+        )
+    }
+    cabinets = []
+    for i, door in enumerate(doors):
+        lat, lng = places[door]
+        ids = (f"cab-{i:05d}-door", f"cab-{i:05d}-meter")
+        for sensor_id, kind in zip(ids, ("door", "power_meter"), strict=True):
+            if session.get(Sensor, sensor_id) is None:
+                sensors.register(
+                    session=session, actor=None, sensor_id=sensor_id, type=kind, lng=lng, lat=lat
+                )
+        cabinets.append(Cabinet(door=ids[0], meter=ids[1], cell=h3.latlng_to_cell(lat, lng, 12)))
+    return cabinets
 
 
 def device_token(*, session: Session, username: str = DEVICE_USERNAME) -> str:
@@ -153,6 +182,7 @@ class Planted:
     rule_id: str | None
     time: datetime
     messages: int
+    also_categories: tuple[str, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps(
@@ -162,6 +192,7 @@ class Planted:
                 "sensor_id": self.sensor_id,
                 "entity": self.entity,
                 "expected_category": self.expected_category,
+                "also_categories": list(self.also_categories),
                 "rule_id": self.rule_id,
                 "dedup_key": f"{self.rule_id}:{self.entity}" if self.rule_id else None,
                 "time": self.time.isoformat(),
@@ -172,7 +203,16 @@ class Planted:
 
 
 class CitySim:
-    """Makes batches of raw messages; ``incident_rate`` of the ticks plant something."""
+    """Makes batches of raw messages; ``incident_rate`` of the ticks plant something.
+
+    A flaky network can be simulated: ``loss_rate`` of the messages never arrive and
+    ``delay_rate`` of them arrive up to ``max_delay`` late (a gateway that buffered them),
+    so the score shows what lost and late messages cost the rules.
+
+    ``horizon`` (the end of the simulated time, when known) lets scenarios that take days
+    (a group rental's week of water readings) be planted when they can still play out;
+    without it (the live demo) they are not planted.
+    """
 
     def __init__(
         self,
@@ -181,6 +221,10 @@ class CitySim:
         seed: int = 1,
         incident_rate: float = 0.3,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        horizon: datetime | None = None,
+        loss_rate: float = 0.0,
+        delay_rate: float = 0.0,
+        max_delay: timedelta = timedelta(minutes=4),
     ) -> None:
         if fleet.size == 0:
             raise InvalidInput("the simulator has no sensors")
@@ -188,10 +232,19 @@ class CitySim:
         self.rng = random.Random(seed)
         self.incident_rate = incident_rate
         self.clock = clock
+        self.horizon = horizon
+        if not (0.0 <= loss_rate < 1.0 and 0.0 <= delay_rate < 1.0):
+            raise InvalidInput("loss and delay rates are shares between 0 and 1")
+        self.loss_rate = loss_rate
+        self.delay_rate = delay_rate
+        self.max_delay = max_delay
+        self.lost = 0
+        self.delayed = 0
         self._seq_base = int(time.time() * 1000) * 1000
         self._seq: dict[str, int] = {}
         self._all = [s for members in fleet.by_type.values() for s in members]
-        self._scenarios = [name for name, (_k, kind, _c, _r) in SCENARIOS.items() if fleet.of(kind)]
+        self._scheduled: list[tuple[datetime, int, dict[str, Any], bool]] = []
+        self._pushed = 0
         self._n = 0
 
     def _msg(
@@ -208,90 +261,136 @@ class CitySim:
         }
 
     def background(self, now: datetime) -> dict[str, Any]:
-        sensor_id = self.rng.choice(self._all)
+        """Ordinary traffic: heartbeats, card door openings, a family's meter readings."""
         roll = self.rng.random()
-        doors = self.fleet.of("door")
-        if roll < 0.15 and doors:
-            door = self.rng.choice(doors)
-            return self._msg(
-                door, "door.opened", {"door_id": f"door-{door}", "method": "card"}, now
-            )
-        payload = {"battery_pct": round(self.rng.uniform(40, 100), 1)}
-        return self._msg(sensor_id, "sensor.heartbeat", payload, now)
-
-    def plant(self, now: datetime) -> tuple[Planted, list[dict[str, Any]]]:
-        """One planted incident or confounder and its messages."""
-        name = self.rng.choice(self._scenarios)
-        kind, sensor_type, category, rule_id = SCENARIOS[name]
-        sensor_id = self.rng.choice(self.fleet.of(sensor_type))
-        self._n += 1
-        tag = f"{self._n:06d}"
-        msgs: list[dict[str, Any]] = []
-        entity = sensor_id
-        if name in ("repeated_intrusion", "duplicates", "unarmed_intrusion"):
-            entity = f"zone-{sensor_id}-{tag}"
-            armed = name != "unarmed_intrusion"
-            repeats = 3 if name == "repeated_intrusion" else 2 if name == "duplicates" else 1
-            for i in range(repeats):
-                at = now - timedelta(seconds=repeats - i)
-                payload = {"zone_id": entity, "detector": "pir", "armed": armed}
-                msgs.append(self._msg(sensor_id, "intrusion.detected", payload, at))
-            if name == "duplicates":  # resent messages (same seq): two events, not four
-                msgs.extend(dict(m) for m in list(msgs))
-        elif name in ("ebike_escape_route", "charging_in_flat"):
-            entity = f"bldg-{sensor_id}-{tag}"
-            where = self.rng.choice(["corridor", "stairwell"]) if category else "flat"
+        pick = self.rng.choice
+        if roll < 0.15 and self.fleet.of("door"):
+            door = pick(self.fleet.of("door"))
+            payload: dict[str, Any] = {"door_id": f"door-{door}", "method": "card"}
+            return self._msg(door, "door.opened", payload, now)
+        if roll < 0.20 and self.fleet.of("water_meter"):
+            meter = pick(self.fleet.of("water_meter"))
+            volume = round(self.rng.uniform(150, 700))
             payload = {
-                "building_id": entity,
-                "floor": self.rng.randint(1, 30),
-                "location": where,
-                "detection": "power_signature",
-                "power": round(self.rng.uniform(150, 600), 1),
-                "unit": "W",
+                "meter_id": f"wm-{meter}",
+                "volume": volume,
+                "unit": "L",
+                "interval_s": 86400,
             }
-            msgs.append(self._msg(sensor_id, "ebike.charging_indoor", payload, now))
-        elif name == "dense_smoke":
-            entity = f"smoke-{sensor_id}-{tag}"
-            payload = {"zone_id": entity, "obscuration": round(self.rng.uniform(12, 40), 1)}
-            msgs.append(self._msg(sensor_id, "smoke.detected", {**payload, "unit": "%/m"}, now))
-        else:  # sensor_fault: garbage a broken detector sends (all rejected)
-            entity = f"smoke-{sensor_id}-{tag}"
-            msgs.append(
-                self._msg(
-                    sensor_id,
-                    "smoke.detected",
-                    {"zone_id": entity, "obscuration": 55, "unit": "ppm"},
-                    now,
-                )
+            return self._msg(meter, "utility.water_reading", payload, now)
+        if roll < 0.25 and self.fleet.of("power_meter"):
+            meter = pick(self.fleet.of("power_meter"))
+            power = round(self.rng.uniform(80, 2000), 1)
+            payload = {"meter_id": f"pm-{meter}", "power": power, "unit": "W", "interval_s": 3600}
+            return self._msg(meter, "utility.power_reading", payload, now)
+        payload = {"battery_pct": round(self.rng.uniform(40, 100), 1)}
+        return self._msg(pick(self._all), "sensor.heartbeat", payload, now)
+
+    def available(self, now: datetime) -> list[str]:
+        """Scenarios that can play out now with this fleet."""
+        names = []
+        for name, sc in SCENARIOS.items():
+            has = (
+                bool(self.fleet.cabinets)
+                if sc.sensor_type == "cabinet"
+                else bool(self.fleet.of(sc.sensor_type))
             )
-            broken = self._msg(sensor_id, "smoke.detected", {"zone_id": entity}, now)
-            broken["time"] = "1970-01-01T00:00:00+00:00"
-            msgs.append(broken)
+            if not has or (sc.when is not None and not sc.when(now)):
+                continue
+            if sc.span > timedelta(minutes=10) and (
+                self.horizon is None or now + sc.span > self.horizon
+            ):
+                continue
+            names.append(name)
+        return names
+
+    def plant(self, now: datetime) -> tuple[Planted, list[dict[str, Any]]] | None:
+        """One planted incident or confounder and its messages due now (later ones are
+        sent by later ticks); None when no scenario can play out now."""
+        names = self.available(now)
+        if not names:
+            return None
+        name = self.rng.choice(names)
+        sc = SCENARIOS[name]
+        cabinet = self.rng.choice(self.fleet.cabinets) if sc.sensor_type == "cabinet" else None
+        sensor_id = cabinet.door if cabinet else self.rng.choice(self.fleet.of(sc.sensor_type))
+        self._n += 1
+        entity, msgs = scenarios.plant(
+            name,
+            rng=self.rng,
+            msg=self._msg,
+            sensor_id=sensor_id,
+            cabinet=cabinet,
+            tag=f"{self._n:06d}",
+            now=now,
+        )
+        due = [m for m in msgs if _msg_time(m) <= now]
+        for m in msgs:
+            if _msg_time(m) > now:
+                self._push(_msg_time(m), m, final=False)
         planted = Planted(
-            kind=kind,
+            kind=sc.kind,
             scenario=name,
             sensor_id=sensor_id,
             entity=entity,
-            expected_category=category,
-            rule_id=rule_id,
+            expected_category=sc.category,
+            rule_id=sc.rule_id,
             time=now,
             messages=len(msgs),
+            also_categories=sc.also,
         )
-        return planted, msgs
+        return planted, due
+
+    @property
+    def scheduled(self) -> int:
+        """Messages of planted items still to be sent."""
+        return len(self._scheduled)
 
     def tick(self, size: int) -> tuple[list[dict[str, Any]], list[Planted]]:
-        """One batch of about ``size`` messages (planted ones included)."""
+        """One batch of about ``size`` messages (planted and due scheduled ones included)."""
         now = self.clock()
-        batch: list[dict[str, Any]] = []
+        due: list[dict[str, Any]] = []
+        late: list[dict[str, Any]] = []  # already through the flaky network once
+        while self._scheduled and self._scheduled[0][0] <= now:
+            _at, _n, msg, final = heapq.heappop(self._scheduled)
+            (late if final else due).append(msg)
         planted: list[Planted] = []
-        if self._scenarios and self.rng.random() < self.incident_rate:
-            item, msgs = self.plant(now)
-            planted.append(item)
-            batch.extend(msgs)
+        if self.rng.random() < self.incident_rate:
+            found = self.plant(now)
+            if found is not None:
+                planted.append(found[0])
+                due.extend(found[1])
+        batch = late + self._network(due, now)
         while len(batch) < size:
             batch.append(self.background(now))
         self.rng.shuffle(batch)
+        batch.sort(key=lambda m: str(m["time"]))  # devices send in time order; ties mixed
         return batch, planted
+
+    def _network(self, msgs: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+        """Planted messages through a flaky network: some lost, some held back."""
+        if not self.loss_rate and not self.delay_rate:
+            return msgs
+        arrive = []
+        for msg in msgs:
+            roll = self.rng.random()
+            if roll < self.loss_rate:
+                self.lost += 1
+            elif roll < self.loss_rate + self.delay_rate:
+                self.delayed += 1
+                at = now + self.max_delay * self.rng.random()
+                self._push(at, msg, final=True)
+            else:
+                arrive.append(msg)
+        return arrive
+
+    def _push(self, at: datetime, msg: dict[str, Any], *, final: bool) -> None:
+        self._pushed += 1
+        heapq.heappush(self._scheduled, (at, self._pushed, msg, final))
+
+
+def _msg_time(msg: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(msg["time"])
 
 
 # --------------------------------------------------------------------------- running

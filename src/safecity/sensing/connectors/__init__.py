@@ -1,4 +1,5 @@
-"""Connectors bring sensor events in: MQTT now, NATS and HTTP batch ingest next.
+"""Connectors bring sensor events in: MQTT, NATS JetStream (a worker group, see
+``nats.py`` and :mod:`safecity.sensing.nats_worker`) and HTTP batch ingest.
 
 Each connector is described by a manifest (``manifests/<name>.yaml``, see
 :mod:`safecity.sensing.connectors.manifest`), validates every message against the event
