@@ -29,13 +29,19 @@ The simulator runs in **another process** and sends JSON:
 - ``sim``: precision and recall of the shipped rules against the simulator's ground truth,
   labelled synthetic (``safecity sim evaluate``), without and with a flaky network.
 
-The NATS JetStream figures come from ``benchmarks/alert_pipeline_nats.py``.
+- ``nats``: JetStream at ``SAFECITY_BENCH_NATS`` (default the local server) with a fresh
+  PostgreSQL database (``SAFECITY_BENCH_PG``): the raw ceiling (one pull consumer, fetch +
+  ack, no processing), then ``safecity sensors nats-worker`` processes (1, then 2, one
+  group, 8 partitions) draining a backlog of simulator events: validation, the partitioned
+  republish, the rules, alerts and checkpoints in PostgreSQL. The rate is taken from the
+  checkpoints' event counts between the first and the last progress.
 Writes ``benchmarks/results/alert_pipeline.json`` (sections are merged into what is there).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import multiprocessing as mp
@@ -73,9 +79,13 @@ BATCH = 1000
 
 
 @contextmanager
-def fresh_runtime(sensors: int) -> Iterator[tuple[Runtime, Fleet]]:
+def seeded_runtime(sensors: int, database_url: str = "") -> Iterator[tuple[Runtime, Fleet, str]]:
+    """Migrated database (SQLite in a temporary directory unless a URL is given) with the
+    demo city and the simulator's fleet; yields the runtime, the fleet and the directory."""
     with tempfile.TemporaryDirectory(prefix="sc-bench-") as tmp:
-        settings = Settings(var_dir=Path(tmp), key_dir=Path(tmp) / "keys", log_json=False)
+        settings = Settings(
+            var_dir=Path(tmp), key_dir=Path(tmp) / "keys", database_url=database_url, log_json=False
+        )
         upgrade("head", database_url=settings.effective_database_url)
         runtime = build_runtime(settings)
         try:
@@ -83,9 +93,15 @@ def fresh_runtime(sensors: int) -> Iterator[tuple[Runtime, Fleet]]:
                 seed_demo_orgs(session, actor=audit.SYSTEM)
             with runtime.sessions.begin() as session:
                 fleet = ensure_sensors(session=session, n=sensors, seed=1)
-            yield runtime, fleet
+            yield runtime, fleet, tmp
         finally:
             runtime.close()
+
+
+@contextmanager
+def fresh_runtime(sensors: int) -> Iterator[tuple[Runtime, Fleet]]:
+    with seeded_runtime(sensors) as (runtime, fleet, _tmp):
+        yield runtime, fleet
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -261,7 +277,6 @@ def _mqtt_publisher(port: int, fleet: Fleet, events: int, rate: float | None, go
         total += len(batch)
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-pub")
     client.max_inflight_messages_set(1000)
-    client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
     go.wait(60)
@@ -272,6 +287,8 @@ def _mqtt_publisher(port: int, fleet: Fleet, events: int, rate: float | None, go
         stamp(batch, time.time())
         for msg in batch:
             last = client.publish(topic_for(msg["sensor_id"], msg["type"]), json.dumps(msg), qos=1)
+        if interval is None and n % 10 == 0:  # keep paho's own queue bounded
+            last.wait_for_publish(120)
         if interval is not None:
             delay = started + n * interval - time.perf_counter()
             if delay > 0:
@@ -526,11 +543,191 @@ def section_sim(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+# --------------------------------------------------------------------------- NATS
+
+
+@contextmanager
+def pg_runtime(sensors: int) -> Iterator[tuple[Runtime, Fleet, str]]:
+    """A fresh PostgreSQL database (the NATS group's processes share it)."""
+    import secrets
+
+    from sqlalchemy import create_engine, text
+
+    admin_url = os.environ.get(
+        "SAFECITY_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    )
+    name = f"sc_bench_{secrets.token_hex(4)}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = f"{admin_url.rsplit('/', 1)[0]}/{name}"
+    try:
+        with seeded_runtime(sensors, url) as seeded:
+            yield seeded
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _nats_bodies(fleet: Fleet, events: int) -> list[bytes]:
+    sim = simulator(fleet, seed=13)
+    bodies: list[bytes] = []
+    while len(bodies) < events:
+        batch, _ = sim.tick(BATCH)
+        stamp(batch, time.time())
+        bodies.extend(json.dumps(m).encode() for m in batch)
+    return bodies[:events]
+
+
+def _checkpointed(runtime: Runtime, group: str) -> int:
+    from sqlalchemy import func, select
+
+    from safecity.sensing.partition_models import RuleCheckpoint
+
+    with runtime.sessions() as session:
+        total = session.scalar(
+            select(func.sum(RuleCheckpoint.events)).where(RuleCheckpoint.group_name == group)
+        )
+    return int(total or 0)
+
+
+def nats_group(args: argparse.Namespace, processes: int, url: str) -> dict[str, Any]:
+    """Drain a backlog of raw events with ``processes`` worker processes (one group)."""
+    import asyncio
+    import secrets
+    import signal
+
+    import nats as nats_client
+
+    from safecity.sensing.connectors.nats import NatsConfig, ensure_streams, publish_raw
+
+    n = args.nats_events
+    prefix = f"bench{secrets.token_hex(3)}"
+    config = NatsConfig(url=url, prefix=prefix, partitions=8)
+    with pg_runtime(args.sensors) as (runtime, fleet, tmp):
+        bodies = _nats_bodies(fleet, n)
+
+        async def load() -> None:
+            nc = await nats_client.connect(url)
+            js = nc.jetstream()
+            await ensure_streams(js, config)
+            await publish_raw(js, config, bodies)
+            await nc.close()
+
+        asyncio.run(load())
+        env = {
+            **os.environ,
+            "SAFECITY_DATABASE_URL": runtime.settings.effective_database_url,
+            "SAFECITY_VAR_DIR": tmp,
+            "SAFECITY_KEY_DIR": str(Path(tmp) / "keys"),
+        }
+        safecity = str(Path(sys.executable).with_name("safecity"))
+        profile = os.environ.get("SAFECITY_BENCH_PROFILE")  # cProfile output of worker 0
+        procs = [
+            subprocess.Popen(
+                [
+                    *(
+                        [sys.executable, "-m", "cProfile", "-o", profile]
+                        if profile and i == 0
+                        else []
+                    ),
+                    safecity,
+                    "sensors",
+                    "nats-worker",
+                    "--partitions",
+                    "8",
+                    "--url",
+                    url,
+                    "--prefix",
+                    prefix,
+                    "--worker-id",
+                    f"w{i}",
+                    "--status-every",
+                    "0",
+                    "--checkpoint-interval",
+                    str(args.checkpoint_interval),
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for i in range(processes)
+        ]
+        first_t: float | None = None
+        first_n = last_n = 0
+        last_change = time.perf_counter()
+        deadline = time.monotonic() + 900
+        try:
+            while time.monotonic() < deadline:
+                time.sleep(0.1)
+                done = _checkpointed(runtime, prefix)
+                now = time.perf_counter()
+                if done and first_t is None:
+                    first_t, first_n = now, done
+                if done != last_n:
+                    last_n, last_change = done, now
+                elif first_t is not None and now - last_change > 3.0:
+                    break
+        finally:
+            for proc in procs:
+                proc.send_signal(signal.SIGTERM)
+            for proc in procs:
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+            async def drop() -> None:
+                nc = await nats_client.connect(url)
+                js = nc.jetstream()
+                for stream in (config.ingest_stream, config.parts_stream):
+                    with contextlib.suppress(Exception):
+                        await js.delete_stream(stream)
+                await nc.close()
+
+            asyncio.run(drop())
+    seconds = last_change - (first_t or last_change)
+    measured = last_n - first_n
+    return {
+        "processes": processes,
+        "events_published": n,
+        "events_through_rules": last_n,
+        "seconds": round(seconds, 2),
+        "events_per_s": round(measured / seconds) if seconds > 0 else None,
+    }
+
+
+def section_nats(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncio
+
+    from safecity.sensing.connectors.nats import measure_raw_ceiling
+
+    url = os.environ.get("SAFECITY_BENCH_NATS", "nats://127.0.0.1:4222")
+    raw = asyncio.run(measure_raw_ceiling(url, count=args.nats_events))
+    print(f"nats raw: {raw['per_second']:.0f} msg/s", flush=True)
+    one = nats_group(args, 1, url)
+    print(f"nats 1 process: {one['events_per_s']} events/s", flush=True)
+    two = nats_group(args, 2, url)
+    print(f"nats 2 processes: {two['events_per_s']} events/s", flush=True)
+    ceiling = raw["per_second"]
+    return {
+        "raw_ceiling": {k: round(v, 2) for k, v in raw.items()},
+        "one_process": one,
+        "two_processes": two,
+        "share_of_raw_one_process": round((one["events_per_s"] or 0) / ceiling, 3),
+        "scaling_two_over_one": round((two["events_per_s"] or 0) / (one["events_per_s"] or 1), 2),
+        "goal": {"share_of_raw_per_process": 0.5, "scaling": "near-linear"},
+        "note": "PostgreSQL (the group's processes share it); 8 partitions; backlog drain",
+    }
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
     "inproc": section_inproc,
     "mqtt": section_mqtt,
     "registry": section_registry,
     "sim": section_sim,
+    "nats": section_nats,
 }
 
 
@@ -541,6 +738,10 @@ def main() -> None:
     parser.add_argument("--sections", default="inproc,mqtt,registry,sim")
     parser.add_argument("--events", type=int, default=300_000)
     parser.add_argument("--mqtt-events", type=int, default=100_000)
+    parser.add_argument("--nats-events", type=int, default=60_000)
+    parser.add_argument(
+        "--checkpoint-interval", type=float, default=1.0, help="NATS workers' (the default)"
+    )
     parser.add_argument("--sensors", type=int, default=20_000)
     parser.add_argument("--registry-sensors", type=int, default=900_000)
     args = parser.parse_args()

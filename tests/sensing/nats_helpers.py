@@ -231,8 +231,20 @@ def stream_state(config: NatsConfig) -> dict[str, int]:
             js = nc.jetstream()
             parts = await js.stream_info(config.parts_stream)
             ingest = await js.consumer_info(config.ingest_stream, "ingest")
+            ids: Counter[str] = Counter()
+            sub = await js.pull_subscribe(f"{config.prefix}.part.*", stream=config.parts_stream)
+            read = 0
+            while read < parts.state.messages:
+                msgs = await sub.fetch(500, timeout=5)
+                for m in msgs:
+                    body = json.loads(m.data)
+                    ids.update(e["id"] for e in (body if isinstance(body, list) else [body]))
+                read += len(msgs)
+            await sub.unsubscribe()
             return {
                 "parts_messages": int(parts.state.messages),
+                "parts_events": sum(ids.values()),
+                "parts_unique_events": len(ids),
                 "ingest_pending": int(ingest.num_pending or 0),
                 "ingest_ack_pending": int(ingest.num_ack_pending or 0),
             }

@@ -216,7 +216,8 @@ def test_bad_input_goes_to_dead_letters_and_the_pipeline_goes_on(
         r: float(n) for r, n in expected_reasons.items()
     }
     assert checkpointed_events(runtime, config) == len(traffic.valid)
-    assert state["parts_messages"] == len(traffic.valid)
+    assert state["parts_events"] == state["parts_unique_events"] == len(traffic.valid)
+    assert state["parts_messages"] < state["parts_events"]  # bundles: one per partition/batch
     assert state["ingest_ack_pending"] == 0
     assert alert_counts(runtime) == Counter({f"test-intrusion-burst:zone-{k}": 1 for k in range(5)})
     assert worker.status()["partitions"] == []  # released at shutdown

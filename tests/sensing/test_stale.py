@@ -117,3 +117,19 @@ def test_the_job_is_registered() -> None:
     jobs.load_job_modules()
     names = {job.name for job in jobs.registry.all()}
     assert {"sensing.stale_check", "sensing.dead_letters.prune"} <= names
+
+
+def test_a_never_seen_sensor_counts_from_its_install_and_its_registration(
+    runtime: Runtime, city: City
+) -> None:
+    with runtime.sessions.begin() as s:
+        for sid, created in (("new-1", NOW), ("old-1", LONG_AGO)):
+            add(s, sid, lat=31.30, lng=121.50, seen=None)
+            sensor = s.get(Sensor, sid)
+            assert sensor is not None
+            sensor.installed_at = LONG_AGO  # an old device, imported just now or long ago
+            sensor.created_at = created
+        add(s, "uncommissioned", lat=31.10, lng=121.30, seen=None)  # no install date
+    with runtime.sessions.begin() as s:
+        found = {x.id for x in stale.find_stale(s, now=NOW)}
+    assert found == {"old-1"}

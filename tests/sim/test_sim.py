@@ -82,3 +82,18 @@ def test_sim_run_raises_alerts_for_planted_incidents_only(
     assert stats.reasons.get("wrong_unit", 0) == sum(
         1 for x in lines if x["scenario"] == "sensor_fault"
     )
+
+
+def test_cabinets_keep_their_place_when_the_fleet_grows(runtime: Runtime, city: City) -> None:
+    import h3
+
+    with runtime.sessions.begin() as s:
+        small = ensure_sensors(session=s, n=40, seed=3)
+    with runtime.sessions.begin() as s:
+        large = ensure_sensors(session=s, n=400, seed=3)
+        door = s.get(Sensor, large.cabinets[0].door)
+        assert door is not None
+        cell = h3.latlng_to_cell(door.lat, door.lng, 12)
+    assert len(small.cabinets) == 1
+    assert len(large.cabinets) == 2
+    assert large.cabinets[0].cell == small.cabinets[0].cell == cell

@@ -239,12 +239,14 @@ class PartitionRunner:
                 continue  # a redelivery of what the engine already has
             newest = m
             try:
-                event = json.loads(m.data)
+                body = json.loads(m.data)
             except ValueError:
                 log.error("partition %d: undecodable message at seq %d", self.partition, seq)
                 continue
-            if isinstance(event, dict):
-                events.append(event)
+            if isinstance(body, list):  # the ingest stage's bundle for this partition
+                events.extend(e for e in body if isinstance(e, dict))
+            elif isinstance(body, dict):
+                events.append(body)
         due = time.monotonic() - self._last_checkpoint >= cfg.checkpoint_interval_s
         if newest is None:
             if due and self._processed_seq > self._checkpoint_seq:

@@ -1,9 +1,9 @@
 """Stale sensors → maintenance work orders, with storm control.
 
-A sensor is stale when it is ``active`` and its ``last_seen_at`` (or, never seen,
-``installed_at``; neither: not commissioned, skipped) is older than its type's
-:data:`STALE_AFTER`. The ``sensing.stale_check`` job (:mod:`safecity.sensing.jobs`) runs
-:func:`detect` every few minutes.
+A sensor is stale when it is ``active`` and its ``last_seen_at`` is older than its type's
+:data:`STALE_AFTER` — or, never seen, when both its ``installed_at`` and its registration
+are (no install date: not commissioned, skipped). The ``sensing.stale_check`` job
+(:mod:`safecity.sensing.jobs`) runs :func:`detect` every few minutes.
 
 Storm control — mass silence is one incident, not thousands of orders:
 
@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 import h3
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from safecity.alerts import service as alerts
@@ -90,9 +90,9 @@ class StaleReport:
 
 def find_stale(session: Session, *, now: datetime) -> list[StaleSensor]:
     """Active sensors silent for longer than their type allows (one query per type)."""
-    seen = func.coalesce(Sensor.last_seen_at, Sensor.installed_at)
     found: list[StaleSensor] = []
     for type_, after in STALE_AFTER.items():
+        cutoff = now - after
         rows = session.execute(
             select(
                 Sensor.id,
@@ -107,8 +107,17 @@ def find_stale(session: Session, *, now: datetime) -> list[StaleSensor]:
             ).where(
                 Sensor.status == "active",
                 Sensor.type == type_,
-                or_(Sensor.last_seen_at.is_not(None), Sensor.installed_at.is_not(None)),
-                seen < now - after,
+                or_(
+                    Sensor.last_seen_at < cutoff,
+                    # never seen: silent since installed, and registered long enough ago
+                    # (a sensor imported a minute ago with an old install date is not
+                    # stale yet: it may not have been switched over to us)
+                    and_(
+                        Sensor.last_seen_at.is_(None),
+                        Sensor.installed_at < cutoff,
+                        Sensor.created_at < cutoff,
+                    ),
+                ),
             )
         ).all()
         for r in rows:

@@ -138,7 +138,10 @@ def _ensure_cabinets(*, session: Session, fleet: Fleet, count: int) -> list[Cabi
                 sensors.register(
                     session=session, actor=None, sensor_id=sensor_id, type=kind, lng=lng, lat=lat
                 )
-        cabinets.append(Cabinet(door=ids[0], meter=ids[1], cell=h3.latlng_to_cell(lat, lng, 12)))
+        registered = session.get(Sensor, ids[0])  # where it stands (an earlier, smaller fleet)
+        assert registered is not None
+        cell = h3.latlng_to_cell(registered.lat, registered.lng, 12)
+        cabinets.append(Cabinet(door=ids[0], meter=ids[1], cell=cell))
     return cabinets
 
 

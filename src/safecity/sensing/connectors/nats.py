@@ -9,15 +9,20 @@ acks) in batches and for each message:
 1. decodes and validates it (registered sensors only, through the
    :class:`~safecity.sensing.pipeline.SensorCache`); an invalid one becomes a dead letter
    with its reason (``safecity_deadletter_total`` in ``/metrics``);
-2. enriches a valid one with the sensor's place and republishes it to
-   ``<prefix>.part.<p>`` (stream ``<PREFIX>_PARTS``), ``p = partition_of(partition_key, N)``
-   (see :func:`safecity.sensing.partitions.partition_key`), with ``Nats-Msg-Id`` = the
-   event id (``sensor_id:seq``, or ``raw:<ingest sequence>`` for unnumbered events), so a
-   re-sent copy is dropped by JetStream's duplicate window;
-3. acks the raw messages only after JetStream acknowledged every republish of the batch.
+2. enriches a valid one with the sensor's place (its id is ``sensor_id:seq``, or
+   ``raw:<ingest sequence>`` for unnumbered events) and adds it to the bundle of its
+   partition ``p = partition_of(partition_key, N)`` (see
+   :func:`safecity.sensing.partitions.partition_key`);
+3. republishes each partition's bundle — one JSON array per partition and batch, not one
+   message per event: a JetStream publish and its acknowledgement cost more than the rest of
+   an event's trip — to ``<prefix>.part.<p>`` (stream ``<PREFIX>_PARTS``) with
+   ``Nats-Msg-Id`` = a digest of the bundle's event ids, so an identical re-sent bundle is
+   dropped by JetStream's duplicate window;
+4. acks the raw messages only after JetStream acknowledged every bundle of the batch.
 
-A crash at any point redelivers the raw messages (after ``ack_wait``): nothing is lost and
-the copies are removed by msg-id dedup (and by the engine's id dedup after that). Stage B,
+A crash at any point redelivers the raw messages (after ``ack_wait``): nothing is lost. A
+redelivered message may land in a bundle of another composition; the rule engine drops
+events whose id it has seen (the ids travel in its checkpoints), so no alert is doubled. Stage B,
 the rule engines per partition, lives in :mod:`safecity.sensing.nats_worker`.
 """
 
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -218,9 +224,12 @@ class IngestCounters:
 
 @dataclass(slots=True)
 class _Out:
+    """One partition's share of a batch: a JSON array of enriched events."""
+
     subject: str
     body: bytes
     msg_id: str
+    events: int
 
 
 class IngestStage:
@@ -299,16 +308,18 @@ class IngestStage:
             await m.ack()
         c = self.counters
         c.received += len(msgs)
-        c.accepted += len(out)
-        c.republished += len(out)
+        accepted = sum(o.events for o in out)
+        c.accepted += accepted
+        c.republished += accepted
         c.rejected += len(letters)
-        MESSAGES.labels(connector=CONNECTOR, outcome="accepted").inc(len(out))
+        MESSAGES.labels(connector=CONNECTOR, outcome="accepted").inc(accepted)
         MESSAGES.labels(connector=CONNECTOR, outcome="rejected").inc(len(letters))
 
     def _prepare(self, raw: list[tuple[bytes, str, int]]) -> tuple[list[_Out], list[DeadLetter]]:
         cfg = self.config
         out: list[_Out] = []
         letters: list[DeadLetter] = []
+        bundles: dict[int, list[dict[str, Any]]] = {}
         per = self.counters.per_partition
         for data, subject, seq in raw:
             try:
@@ -333,19 +344,23 @@ class IngestStage:
             event_id = checked.dedup_key or f"raw:{seq}"
             p = partition_of(partition_key(place, resolution=cfg.h3_resolution), cfg.partitions)
             per[p] = per.get(p, 0) + 1
-            event: dict[str, Any] = {
-                "id": event_id,
-                "type": checked.type,
-                "sensor_id": checked.sensor_id,
-                "time": checked.time.isoformat(),
-                "lat": place.lat,
-                "lng": place.lng,
-                "h3": place.h3,
-                "org_id": place.org_id,
-                "payload": checked.payload,
-            }
-            body = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
-            out.append(_Out(cfg.part_subject(p), body, event_id))
+            bundles.setdefault(p, []).append(
+                {
+                    "id": event_id,
+                    "type": checked.type,
+                    "sensor_id": checked.sensor_id,
+                    "time": checked.time.isoformat(),
+                    "lat": place.lat,
+                    "lng": place.lng,
+                    "h3": place.h3,
+                    "org_id": place.org_id,
+                    "payload": checked.payload,
+                }
+            )
+        for p, events in sorted(bundles.items()):
+            body = json.dumps(events, separators=(",", ":"), ensure_ascii=False).encode()
+            digest = hashlib.sha256("\n".join(e["id"] for e in events).encode()).hexdigest()
+            out.append(_Out(cfg.part_subject(p), body, f"b:{digest[:40]}", len(events)))
         return out, letters
 
 
