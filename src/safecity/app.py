@@ -13,6 +13,9 @@ from safecity.alerts import api as alerts_api
 from safecity.alerts import pages as alerts_pages
 from safecity.alerts import queue_api as alerts_queue_api
 from safecity.alerts import queue_pages as alerts_queue_pages
+from safecity.cases import api as cases_api
+from safecity.cases import pages as cases_pages
+from safecity.cases import portal_api as cases_portal
 from safecity.console import pages as console_pages
 from safecity.console import pages_admin as console_admin
 from safecity.dispatch import api as dispatch_api
@@ -105,5 +108,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(dispatch_api.router)
     app.include_router(dispatch_pages.router)
     app.include_router(dispatch_open311.router)
+    app.include_router(cases_api.router)
+    app.include_router(cases_pages.router)
+    app.include_router(cases_portal.router)
     console_pages.install(app)  # static files (marked public) + HTML login redirect
     return app

@@ -1,6 +1,7 @@
 """Imports every table module so that ``Base.metadata`` is complete (Alembic, tests)."""
 
 from safecity.alerts import models as alerts_models
+from safecity.cases import models as cases_models
 from safecity.dispatch import models as dispatch_models
 from safecity.disputes import models as disputes_models
 from safecity.orgs import models as orgs_models
@@ -20,6 +21,7 @@ __all__ = [
     "alerts_models",
     "audit_models",
     "bus_models",
+    "cases_models",
     "consumer_models",
     "dispatch_models",
     "disputes_models",

@@ -167,3 +167,40 @@ def test_cli_dedupe_and_errors(data: list[dict[str, Any]], tmp_path: Any) -> Non
     res = runner.invoke(app, ["linkage", "bench", "--dataset", "nope"])
     assert res.exit_code == 1
     assert "unknown dataset" in res.output
+
+
+def test_prior_is_calibrated_from_the_scored_pairs(
+    data: list[dict[str, Any]], model: pi.Model
+) -> None:
+    prior = model.training["prior"]
+    assert prior["iterations"] >= 1
+    assert model.splink_settings["probability_two_random_records_match"] == prior["calibrated"]
+    # 120 planted duplicate pairs among 420 records: the label-free fixed point lands
+    # near the true share of matching pairs, not at the deterministic-rule guess.
+    true_share = 120 / (len(data) * (len(data) - 1) / 2)
+    assert true_share / 2 < prior["calibrated"] < true_share * 2
+
+
+def test_expected_f1_threshold_is_label_free_and_sane(
+    data: list[dict[str, Any]], model: pi.Model
+) -> None:
+    pred = pi.predict([data], model)
+    cut = pi.expected_f1_threshold(pred)
+    assert 0.0 < cut < 1.0
+    kept = {
+        frozenset((p["unique_id_l"], p["unique_id_r"])) for p in pred.pairs(min_probability=cut)
+    }
+    assert frozenset(("p0", "p0-d")) in kept
+    truth = {r["unique_id"]: r["truth"] for r in data}
+    correct = sum(1 for pair in kept if len({truth[u] for u in pair}) == 1)
+    assert correct / len(kept) > 0.9
+
+
+def test_western_blocking_rules_follow_the_fields() -> None:
+    western = comp.build_blocking_rules(["given_name", "surname", "dob", "postcode"])
+    assert 'l."given_name" = r."surname"' in western
+    assert any("split_part" in rule for rule in western)
+    assert not any("birth_place" in rule or "soc_sec_id" in rule for rule in western)
+    assert len(western) == len(set(western))
+    only_names = comp.build_blocking_rules(["given_name", "surname"])
+    assert all('"dob"' not in rule and '"postcode"' not in rule for rule in only_names)

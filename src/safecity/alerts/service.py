@@ -247,11 +247,7 @@ def list_alerts(*, session: Session, principal: Principal, params: ListParams) -
 
 def get_alert(*, session: Session, principal: Principal, alert_id: str) -> Alert:
     """The alert, or :class:`NotFound` when it does not exist or is out of scope."""
-    alert = session.get(Alert, alert_id)
-    if alert is None:
-        raise NotFound("alert not found")
-    rbac.ensure_in_scope(principal, alert.org_id, what="alert")
-    return alert
+    return rbac.get_in_scope(session, Alert, alert_id, principal, what="alert")
 
 
 def allowed_transitions(*, alert: Alert, principal: Principal) -> list[str]:

@@ -83,7 +83,7 @@ DOMAINS: tuple[Domain, ...] = (
     Domain(
         "dispatch", msg("nav.domain.dispatch"), href="/console/dispatch", permission="dispatch:read"
     ),
-    Domain("cases", msg("nav.domain.cases")),
+    Domain("cases", msg("nav.domain.cases"), href="/console/cases", permission="cases:read"),
     Domain("linkage", msg("nav.domain.linkage")),
     Domain("crowd", msg("nav.domain.crowd")),
     Domain("traffic", msg("nav.domain.traffic")),

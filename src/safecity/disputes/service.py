@@ -80,11 +80,7 @@ def list_disputes(
 
 def get_dispute(*, session: Session, principal: Principal, dispute_id: str) -> Dispute:
     """The dispute, or :class:`NotFound` when it does not exist or is out of scope."""
-    dispute = session.get(Dispute, dispute_id)
-    if dispute is None:
-        raise NotFound("dispute not found")
-    rbac.ensure_in_scope(principal, dispute.org_id, what="dispute")
-    return dispute
+    return rbac.get_in_scope(session, Dispute, dispute_id, principal, what="dispute")
 
 
 def follow_ups(*, session: Session, dispute: Dispute) -> list[FollowUp]:

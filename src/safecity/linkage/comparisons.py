@@ -228,8 +228,10 @@ def name_part(col: str, other: str, *, chinese: bool) -> dict[str, Any]:
     if chinese:
         levels.append(_level(_jw(py, 0.9), "pinyin jaro-winkler >= 0.9"))
     levels += [
-        _level(_jw(col, 0.92), "jaro-winkler >= 0.92"),
+        _level(_jw(col, 0.92), "jaro-winkler >= 0.92", tf=col),
         _level(_jw(col, 0.8), "jaro-winkler >= 0.8"),
+        _level(f'"{col}_l" = "{other}_r" OR "{other}_l" = "{col}_r"', "found in the other name"),
+        _level(_jw(col, 0.7), "jaro-winkler >= 0.7"),
         _ELSE,
     ]
     return {"output_column_name": col, "comparison_levels": levels}
@@ -282,6 +284,23 @@ def code_comparison(col: str, *, max_edits: int = 2) -> dict[str, Any]:
     return {"output_column_name": col, "comparison_levels": levels}
 
 
+def postcode_comparison() -> dict[str, Any]:
+    """Exact, one edit, then the same outward code (the part before a space, UK style)."""
+    return {
+        "output_column_name": "postcode",
+        "comparison_levels": [
+            _null("postcode"),
+            _level('"postcode_l" = "postcode_r"', "exact", tf="postcode"),
+            _level('damerau_levenshtein("postcode_l", "postcode_r") <= 1', "<= 1 edit"),
+            _level(
+                "split_part(\"postcode_l\", ' ', 1) = split_part(\"postcode_r\", ' ', 1)",
+                "same outward code",
+            ),
+            _ELSE,
+        ],
+    }
+
+
 def id_number_comparison() -> dict[str, Any]:
     """Only validated numbers reach this comparison (invalid ones are null + id_error)."""
     return {
@@ -330,7 +349,7 @@ def build_comparisons(present: Iterable[str], *, chinese: bool) -> list[dict[str
     if "occupation" in have:
         out.append(text_comparison("occupation", fuzzy=False))
     if "postcode" in have:
-        out.append(code_comparison("postcode", max_edits=1))
+        out.append(postcode_comparison())
     if "soc_sec_id" in have:
         out.append(code_comparison("soc_sec_id"))
     if "id_number" in have:
@@ -383,9 +402,97 @@ BLOCKING_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
         ("dob", "birth_place"),
         'substr(l."dob", 1, 4) = substr(r."dob", 1, 4) AND l."birth_place" = r."birth_place"',
     ),
+    # Broader rules for messy data (name variants, gaps), chosen on an unscored split of
+    # historical_50k (benchmarks/linkage_blocking.py reports the recall of each rule).
     (
-        ("dob", "birth_place"),
-        'l."dob" = r."dob" AND l."birth_place" = r."birth_place"',
+        ("given_name", "surname"),
+        'substr(l."given_name", 1, 3) = substr(r."given_name", 1, 3) '
+        'AND substr(l."surname", 1, 4) = substr(r."surname", 1, 4)',
+    ),
+    (
+        ("given_name", "surname", "dob"),
+        'substr(l."given_name", 1, 2) = substr(r."given_name", 1, 2) '
+        'AND substr(l."surname", 1, 2) = substr(r."surname", 1, 2) '
+        'AND substr(l."dob", 1, 4) = substr(r."dob", 1, 4)',
+    ),
+    (
+        ("surname", "postcode"),
+        "split_part(l.\"postcode\", ' ', 1) = split_part(r.\"postcode\", ' ', 1) "
+        'AND l."surname" = r."surname"',
+    ),
+    (
+        ("given_name", "postcode"),
+        "split_part(l.\"postcode\", ' ', 1) = split_part(r.\"postcode\", ' ', 1) "
+        'AND l."given_name" = r."given_name"',
+    ),
+    (
+        ("given_name", "dob"),
+        'l."dob" = r."dob" AND substr(l."given_name", 1, 1) = substr(r."given_name", 1, 1)',
+    ),
+    (
+        ("surname", "birth_place"),
+        'l."birth_place" = r."birth_place" AND substr(l."given_name", 1, 2) = '
+        'substr(r."given_name", 1, 2) AND substr(l."surname", 1, 2) = substr(r."surname", 1, 2)',
+    ),
+    (
+        ("surname", "dob"),
+        'substr(l."dob", 1, 4) = substr(r."dob", 1, 4) AND l."surname" = r."surname"',
+    ),
+    (
+        ("postcode", "dob"),
+        'l."postcode" = r."postcode" AND substr(l."dob", 1, 4) = substr(r."dob", 1, 4)',
+    ),
+    (
+        ("birth_place", "occupation"),
+        'l."birth_place" = r."birth_place" AND l."occupation" = r."occupation" '
+        'AND substr(l."given_name", 1, 1) = substr(r."given_name", 1, 1)',
+    ),
+    (
+        ("postcode", "given_name"),
+        'l."postcode" = r."postcode" '
+        'AND substr(l."given_name", 1, 1) = substr(r."given_name", 1, 1)',
+    ),
+    (("given_name", "surname"), 'l."given_name" = r."surname"'),
+    (("given_name", "surname"), 'l."surname" = r."given_name"'),
+    (("postcode",), 'l."postcode" = r."postcode"'),
+    (
+        ("postcode", "given_name"),
+        "split_part(l.\"postcode\", ' ', 1) = split_part(r.\"postcode\", ' ', 1) "
+        'AND substr(l."given_name", 1, 1) = substr(r."given_name", 1, 1)',
+    ),
+    (
+        ("birth_place", "given_name"),
+        'l."birth_place" = r."birth_place" '
+        'AND substr(l."given_name", 1, 1) = substr(r."given_name", 1, 1)',
+    ),
+    (
+        ("birth_place", "surname"),
+        'l."birth_place" = r."birth_place" '
+        'AND substr(l."surname", 1, 2) = substr(r."surname", 1, 2)',
+    ),
+    (
+        ("surname", "dob"),
+        'substr(l."dob", 1, 4) = substr(r."dob", 1, 4) '
+        'AND substr(l."surname", 1, 3) = substr(r."surname", 1, 3)',
+    ),
+    (
+        ("surname", "given_name"),
+        'l."surname" = r."surname" AND substr(l."given_name", 1, 1) = substr(r."given_name", 1, 1)',
+    ),
+    (
+        ("surname", "given_name"),
+        'right(l."surname", 4) = right(r."surname", 4) '
+        'AND substr(l."given_name", 1, 1) = substr(r."given_name", 1, 1)',
+    ),
+    (
+        ("surname", "given_name"),
+        'right(l."given_name", 3) = right(r."given_name", 3) '
+        'AND right(l."surname", 3) = right(r."surname", 3)',
+    ),
+    (
+        ("birth_place", "sex", "occupation"),
+        'l."birth_place" = r."birth_place" AND l."sex" = r."sex" '
+        'AND l."occupation" = r."occupation"',
     ),
 )
 

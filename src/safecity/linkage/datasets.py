@@ -8,11 +8,13 @@ never copied into the repository. ``SAFECITY_BENCH_DATA`` overrides the root.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Literal
 
 DATASETS = ("febrl3", "febrl4", "historical-50k")
+SPLITS = ("tune", "eval")
 
 
 def bench_root() -> Path:
@@ -77,3 +79,19 @@ def load(
             )
         return [out], "dedupe_only"
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+
+
+def split_half(rows: list[dict[str, Any]], part: str) -> list[dict[str, Any]]:
+    """Half of a dedupe set, whole entities at a time (md5 of the truth label).
+
+    ``tune`` is the unscored split on which blocking rules are chosen; ``eval`` is held
+    out from that choice.
+    """
+    if part not in SPLITS:
+        raise ValueError(f"unknown split {part!r}; choose one of {', '.join(SPLITS)}")
+    want = 0 if part == "tune" else 1
+
+    def side(label: Any) -> int:
+        return int(hashlib.md5(str(label).encode()).hexdigest(), 16) % 2  # noqa: S324
+
+    return [r for r in rows if side(r["truth"]) == want]

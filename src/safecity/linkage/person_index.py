@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -258,16 +259,67 @@ def train(
         linker.training.estimate_parameters_using_expectation_maximisation(
             rule, estimate_without_term_frequencies=True
         )
+    splink_settings = linker.misc.save_model_to_json()
+    prior = _calibrate_prior(linker, prepared, link_type, splink_settings)
+    splink_settings["probability_two_random_records_match"] = prior["calibrated"]
     return Model(
-        splink_settings=linker.misc.save_model_to_json(),
+        splink_settings=splink_settings,
         link_type=link_type,
         fields=prepared.present,
         chinese=prepared.chinese,
         thresholds=thresholds or Thresholds(),
         trained_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         versions=_versions(),
-        training={"em_blocking_rules": em_rules, "deterministic_rules": deterministic},
+        training={
+            "em_blocking_rules": em_rules,
+            "deterministic_rules": deterministic,
+            "prior": prior,
+        },
     )
+
+
+def _comparison_count(prepared: Prepared, link_type: LinkType) -> int:
+    sizes = [int(t.num_rows) for t in prepared.tables]
+    if link_type == "link_only":
+        return sum(a * b for i, a in enumerate(sizes) for b in sizes[i + 1 :])
+    n = sum(sizes)
+    return n * (n - 1) // 2
+
+
+def _calibrate_prior(
+    linker: Any, prepared: Prepared, link_type: LinkType, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """Re-estimate the prior match probability from the trained model, without labels.
+
+    The deterministic-rule estimate assumes those rules find 70% of matches, which is far
+    off on messy data (too low a prior makes every probability too low). Here the prior
+    is the fixed point of ``prior = sum of match probabilities of the candidate pairs /
+    all possible pairs`` (the EM update of the prior, taking pairs outside the blocking
+    as non-matches), computed from the scored training pairs.
+    """
+    start = float(settings["probability_two_random_records_match"])
+    total = _comparison_count(prepared, link_type)
+    frame = linker.inference.predict()
+    con = linker._db_api.duckdb_con
+    base = math.log2(start / (1 - start))
+    prior, iterations = start, 0
+    try:
+        for iterations in range(1, 101):  # noqa: B007
+            logit = math.log2(prior / (1 - prior))
+            rows = con.execute(
+                "SELECT sum(1.0 / (1.0 + pow(2.0, -(match_weight - ? + ?)))) "  # noqa: S608
+                f"FROM {frame.physical_name}",
+                [base, logit],
+            ).fetchall()
+            expected = float(rows[0][0] or 0.0) if rows else 0.0
+            new = min(max(expected / total, 1e-9), 0.5) if total else start
+            converged = abs(new - prior) <= 1e-3 * prior
+            prior = new
+            if converged:
+                break
+    finally:
+        frame.drop_table_from_database_and_remove_from_cache()
+    return {"deterministic_estimate": start, "calibrated": prior, "iterations": iterations}
 
 
 # -------------------------------------------------------------------------- prediction
@@ -324,6 +376,24 @@ def predict(tables: Sequence[Records], model: Model, *, retain: Sequence[str] = 
     return Prediction(model=model, linker=linker, frame=frame, id_errors=prepared.id_errors)
 
 
+def expected_f1_threshold(prediction: Prediction) -> float:
+    """The match probability that maximises the F1 the model expects of itself.
+
+    Label-free: each scored pair counts as ``match_probability`` of a true pair, so the
+    expected true positives above a cut are the sum of the probabilities above it and
+    the expected number of true pairs is the sum over all candidate pairs.
+    """
+    row = prediction.query(
+        "WITH s AS (SELECT match_probability AS p, "
+        "sum(match_probability) OVER (ORDER BY match_probability DESC) AS tp, "
+        "count(*) OVER (ORDER BY match_probability DESC) AS k FROM {pairs}), "
+        "t AS (SELECT sum(match_probability) AS total FROM {pairs}) "
+        "SELECT p FROM s, t WHERE t.total > 0 ORDER BY 2 * tp / (k + t.total) DESC, p DESC "
+        "LIMIT 1"
+    )
+    return float(row[0][0]) if row else prediction.model.thresholds.review
+
+
 def cluster(prediction: Prediction, *, threshold: float | None = None) -> dict[str, str]:
     """Connected components over pairs at or above the auto-link threshold."""
     cut = prediction.model.thresholds.auto_link if threshold is None else threshold
@@ -348,6 +418,36 @@ def true_pair_count(tables: Sequence[Records], link_type: LinkType, truth: str =
         return sum(n * (n - 1) // 2 for n in counts.values())
     per = [Counter(r[truth] for r in t) for t in tables]
     return sum(per[0][k] * per[1].get(k, 0) for k in per[0])
+
+
+def _pair_source(tables: Sequence[Records], link_type: LinkType, truth: str) -> tuple[Any, str]:
+    import duckdb
+
+    prepared = prepare(tables, retain=[truth])
+    con = duckdb.connect()
+    for i, table in enumerate(prepared.tables):
+        con.register(f"t{i}", table)
+    if link_type == "dedupe_only":
+        return con, "t0 l JOIN t0 r ON l.unique_id < r.unique_id AND"
+    return con, "t0 l JOIN t1 r ON"
+
+
+def blocking_recall_each(
+    tables: Sequence[Records], rules: Sequence[str], link_type: LinkType, truth: str = "truth"
+) -> list[dict[str, Any]]:
+    """Candidate pairs and recall of each blocking rule on its own (labelled data)."""
+    con, frm = _pair_source(tables, link_type, truth)
+    total = true_pair_count(tables, link_type, truth)
+    out: list[dict[str, Any]] = []
+    for rule in rules:
+        rows = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE l.{truth} = r.{truth}) "  # noqa: S608
+            f"FROM {frm} ({rule})"
+        ).fetchall()
+        n, found = rows[0] if rows else (0, 0)
+        out.append({"rule": rule, "pairs": int(n), "recall": int(found) / total if total else 1.0})
+    con.close()
+    return out
 
 
 def blocking_recall(

@@ -34,6 +34,7 @@ log = logging.getLogger("safecity.security.keys")
 
 HMAC_KEY_FILE = "audit-hmac.key"
 TOTP_KEY_FILE = "totp-seal.key"
+CASE_CODE_KEY_FILE = "case-code.key"
 SIGNING_KEY_FILE = "audit-checkpoint.key"
 SIGNING_PUBLIC_FILE = "audit-checkpoint.pub"
 
@@ -117,6 +118,11 @@ def audit_hmac_key(key_dir: Path, *, create: bool = True) -> bytes:
 def totp_sealing_key(key_dir: Path, *, create: bool = True) -> bytes:
     """The AES-256-GCM key that seals TOTP secrets at rest (created on first use)."""
     return _hex_key(key_dir, TOTP_KEY_FILE, create=create, length=32, at_least=False)
+
+
+def case_code_key(key_dir: Path, *, create: bool = True) -> bytes:
+    """The HMAC-SHA256 key under which portal verification codes of cases are stored."""
+    return _hex_key(key_dir, CASE_CODE_KEY_FILE, create=create, length=32, at_least=True)
 
 
 def checkpoint_signing_key(key_dir: Path, *, create: bool = True) -> Ed25519PrivateKey:

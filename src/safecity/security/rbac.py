@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from fastapi import Request
 from sqlalchemy import ColumnElement, true
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from safecity.platform.errors import NotFound, PermissionDenied, Unauthenticated
 
@@ -132,6 +132,25 @@ def ensure_in_scope(principal: Principal, org_id: str | None, *, what: str = "re
     """Raise 404 (not 403) for a record outside the principal's scope."""
     if not principal.sees_org(org_id):
         raise NotFound(f"{what} not found")
+
+
+class _Scoped(Protocol):
+    org_id: Any
+
+
+ScopedT = TypeVar("ScopedT", bound=_Scoped)
+
+
+def get_in_scope(
+    session: Session, model: type[ScopedT], record_id: str, principal: Principal, *, what: str
+) -> ScopedT:
+    """The record with this id owned by an org the principal sees, else 404 (missing and
+    out of scope answer alike)."""
+    record = session.get(model, record_id)
+    if record is None:
+        raise NotFound(f"{what} not found")
+    ensure_in_scope(principal, record.org_id, what=what)
+    return record
 
 
 PERMISSION_ATTR = "__safecity_permission__"

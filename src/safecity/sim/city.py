@@ -370,6 +370,13 @@ class CitySim:
         batch.sort(key=lambda m: str(m["time"]))  # devices send in time order; ties mixed
         return batch, planted
 
+    def drain(self, until: datetime) -> list[dict[str, Any]]:
+        """The planted messages still held back and due by ``until`` (the end of a run)."""
+        out: list[dict[str, Any]] = []
+        while self._scheduled and self._scheduled[0][0] <= until:
+            out.append(heapq.heappop(self._scheduled)[2])
+        return out
+
     def _network(self, msgs: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
         """Planted messages through a flaky network: some lost, some held back."""
         if not self.loss_rate and not self.delay_rate:

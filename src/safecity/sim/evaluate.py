@@ -146,11 +146,13 @@ def simulate(
     loss_rate: float = 0.0,
     delay_rate: float = 0.0,
     progress: Callable[[int, int], None] | None = None,
+    end: datetime | None = None,
 ) -> SimRun:
-    """Run the simulator for ``days`` of virtual time ending now into a fresh Pipeline."""
+    """Run the simulator for ``days`` of virtual time ending at ``end`` (default now) into a
+    fresh Pipeline."""
     with runtime.sessions.begin() as session:
         fleet = ensure_sensors(session=session, n=sensors, seed=seed)
-    end = datetime.now(UTC).replace(microsecond=0)
+    end = end or datetime.now(UTC).replace(microsecond=0)
     start = end - timedelta(days=days)
     at = [start]
     sim = CitySim(
@@ -175,6 +177,12 @@ def simulate(
         at[0] += tick
         if progress is not None and (n % 50 == 0 or n == ticks - 1):
             progress(n + 1, ticks)
+    rest = sim.drain(end)  # what the last ticks scheduled (a fire alarm 40 s later)
+    if rest:
+        result = pipeline.process_raw(rest, source="sim")
+        run.events += len(rest)
+        run.accepted += result.accepted
+        run.rejected += result.rejected
     pipeline.advance(end)
     run.lost, run.delayed = sim.lost, sim.delayed
     return run

@@ -1,0 +1,210 @@
+"""HTTP API of the cases domain (staff): cases, transitions, transfer, assignment,
+persons, notes, replies and comment review."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+
+from safecity.cases import comments, service
+from safecity.cases.models import Case
+from safecity.cases.schemas import (
+    AssignIn,
+    CaseCreate,
+    CaseDetail,
+    CaseRead,
+    CommentRead,
+    DisclosureIn,
+    NoteIn,
+    PersonIn,
+    PersonRead,
+    ReplyIn,
+    ReviewIn,
+    TransferIn,
+    TransitionIn,
+)
+from safecity.cases.workflow import APPROVE, CASE, READ, WRITE
+from safecity.platform.api_params import RecordId, TransitionName
+from safecity.platform.pagination import ListParams, ListSpec, Page
+from safecity.platform.runtime import DbSession
+from safecity.platform.timeline import TimelineEntryRead
+from safecity.security.rbac import Principal, require
+
+router = APIRouter(prefix="/api/cases", tags=["cases"])
+
+CASE_LIST = ListSpec(
+    sort={"created_at": Case.created_at, "updated_at": Case.updated_at, "state": Case.state},
+    filters={
+        "state": Case.state,
+        "case_type": Case.case_type,
+        "org_id": Case.org_id,
+        "source": Case.source,
+        "assigned_officer_id": Case.assigned_officer_id,
+    },
+    default_sort="-created_at",
+    tiebreak=Case.id,
+)
+
+Reader = Annotated[Principal, Depends(require(READ))]
+Writer = Annotated[Principal, Depends(require(WRITE))]
+Approver = Annotated[Principal, Depends(require(APPROVE))]
+
+
+@router.get("", response_model=Page[CaseRead], summary="Cases in the caller's scope")
+def list_cases(
+    principal: Reader,
+    session: DbSession,
+    params: Annotated[ListParams, Depends(CASE_LIST.params)],
+) -> Page[CaseRead]:
+    return service.list_cases(session=session, principal=principal, params=params)
+
+
+@router.post("", response_model=CaseDetail, status_code=201, summary="Open a case")
+def create_case(principal: Writer, session: DbSession, body: CaseCreate) -> CaseDetail:
+    case = service.create(session=session, principal=principal, data=body)
+    return service.detail(session=session, principal=principal, case_id=case.id)
+
+
+@router.get("/workflow", summary="The case state machine")
+def case_workflow(principal: Reader) -> dict[str, Any]:
+    return CASE.as_graph()
+
+
+@router.get("/{case_id}", response_model=CaseDetail, summary="One case")
+def get_case(principal: Reader, session: DbSession, case_id: RecordId) -> CaseDetail:
+    return service.detail(session=session, principal=principal, case_id=case_id)
+
+
+@router.post(
+    "/{case_id}/transitions/{name}",
+    response_model=CaseDetail,
+    summary="register, not_register, investigate, solve, suspend, resume, close",
+)
+def apply_transition(
+    principal: Writer,
+    session: DbSession,
+    case_id: RecordId,
+    name: TransitionName,
+    body: Annotated[TransitionIn | None, Body()] = None,
+) -> CaseDetail:
+    service.transition(
+        session=session,
+        principal=principal,
+        case_id=case_id,
+        name=name,
+        reason=body.reason if body else None,
+    )
+    return service.detail(session=session, principal=principal, case_id=case_id)
+
+
+@router.post("/{case_id}/transfer", response_model=CaseDetail, summary="Move to a station")
+def transfer(
+    principal: Writer, session: DbSession, case_id: RecordId, body: TransferIn
+) -> CaseDetail:
+    service.transfer(
+        session=session,
+        principal=principal,
+        case_id=case_id,
+        org_id=body.org_id,
+        reason=body.reason,
+    )
+    return service.detail(session=session, principal=principal, case_id=case_id)
+
+
+@router.post("/{case_id}/assign", response_model=CaseDetail, summary="Assign an officer")
+def assign(principal: Writer, session: DbSession, case_id: RecordId, body: AssignIn) -> CaseDetail:
+    service.assign(
+        session=session, principal=principal, case_id=case_id, officer_id=body.officer_id
+    )
+    return service.detail(session=session, principal=principal, case_id=case_id)
+
+
+@router.post(
+    "/{case_id}/disclosure",
+    response_model=CaseDetail,
+    summary="Override the disclosure policy or record the victim's opt-out (supervisor)",
+)
+def disclosure(
+    principal: Approver, session: DbSession, case_id: RecordId, body: DisclosureIn
+) -> CaseDetail:
+    service.set_disclosure(
+        session=session,
+        principal=principal,
+        case_id=case_id,
+        override=body.override,
+        victim_opt_out=body.victim_opt_out,
+        reason=body.reason,
+    )
+    return service.detail(session=session, principal=principal, case_id=case_id)
+
+
+@router.get(
+    "/{case_id}/persons",
+    response_model=list[PersonRead],
+    summary="Persons on the case (audited read)",
+)
+def list_persons(principal: Reader, session: DbSession, case_id: RecordId) -> list[PersonRead]:
+    return service.persons(session=session, principal=principal, case_id=case_id)
+
+
+@router.post(
+    "/{case_id}/persons", response_model=PersonRead, status_code=201, summary="Add a person"
+)
+def add_person(principal: Writer, session: DbSession, case_id: RecordId, body: PersonIn) -> Any:
+    person = service.add_person(session=session, principal=principal, case_id=case_id, data=body)
+    return PersonRead.model_validate(person)
+
+
+@router.post(
+    "/{case_id}/notes",
+    response_model=TimelineEntryRead,
+    status_code=201,
+    summary="An internal or a public note",
+)
+def add_note(
+    principal: Writer, session: DbSession, case_id: RecordId, body: NoteIn
+) -> TimelineEntryRead:
+    entry = service.add_note(
+        session=session, principal=principal, case_id=case_id, text=body.text, public=body.public
+    )
+    return TimelineEntryRead.model_validate(entry)
+
+
+@router.post(
+    "/{case_id}/replies",
+    response_model=CommentRead,
+    status_code=201,
+    summary="Reply to the citizen",
+)
+def reply(principal: Writer, session: DbSession, case_id: RecordId, body: ReplyIn) -> Any:
+    item = comments.reply(
+        session=session,
+        principal=principal,
+        case_id=case_id,
+        text=body.text,
+        reply_to=body.reply_to,
+    )
+    return CommentRead.model_validate(item)
+
+
+@router.post(
+    "/{case_id}/comments/{comment_id}/review",
+    response_model=CommentRead,
+    summary="Publish a citizen comment (reviewed text)",
+)
+def review(
+    principal: Writer,
+    session: DbSession,
+    case_id: RecordId,
+    comment_id: RecordId,
+    body: ReviewIn,
+) -> Any:
+    item = comments.review(
+        session=session,
+        principal=principal,
+        case_id=case_id,
+        comment_id=comment_id,
+        public_text=body.public_text,
+    )
+    return CommentRead.model_validate(item)

@@ -1,0 +1,88 @@
+"""Tables of the cases domain: the case, the persons on it, citizen comments and the
+portal's failed-lookup counters (for the lockout per client and case)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from safecity.platform.db import ID, Base, UTCDateTime, new_id, utcnow
+
+SOURCES: tuple[str, ...] = ("alert", "report", "call")
+ROLES: tuple[str, ...] = ("victim", "suspect", "witness")
+
+
+class Case(Base):
+    """A police case. ``number`` is public and random (≥ 40 bits); the portal code is kept
+    only as ``code_mac`` (HMAC-SHA256 with the server's case-code key)."""
+
+    __tablename__ = "cases"
+    __table_args__ = (Index("ix_cases_org_state", "org_id", "state"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    code_mac: Mapped[str | None] = mapped_column(String(64), default=None)
+    org_id: Mapped[str] = mapped_column(ID, index=True)
+    case_type: Mapped[str] = mapped_column(String(32), index=True)
+    state: Mapped[str] = mapped_column(String(32), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    alert_id: Mapped[str | None] = mapped_column(ID, default=None, index=True)
+    summary: Mapped[str] = mapped_column(Text, default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    victim_opt_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    disclosure_override: Mapped[bool | None] = mapped_column(Boolean, default=None)
+    """A supervisor's audited override of the type's disclosure policy (None: policy)."""
+    not_registered_reason: Mapped[str | None] = mapped_column(Text, default=None)
+    assigned_officer_id: Mapped[str | None] = mapped_column(ID, default=None)
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class CasePerson(Base):
+    """A victim, suspect or witness on a case: personal data (scoped, audited reads)."""
+
+    __tablename__ = "case_persons"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ID, ForeignKey("cases.id"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    phone: Mapped[str] = mapped_column(String(40), default="")
+    email: Mapped[str] = mapped_column(String(200), default="")
+    id_number: Mapped[str] = mapped_column(String(40), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CaseComment(Base):
+    """A citizen's comment from the portal, or an officer's reply. Citizen text is shown
+    publicly only once ``public_text`` is set (scrubbed, or reviewed by staff)."""
+
+    __tablename__ = "case_comments"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    case_id: Mapped[str] = mapped_column(ID, ForeignKey("cases.id"), index=True)
+    author: Mapped[str] = mapped_column(String(16))  # "citizen" | "officer"
+    text: Mapped[str] = mapped_column(Text)
+    public_text: Mapped[str | None] = mapped_column(Text, default=None)
+    reply_to: Mapped[str | None] = mapped_column(ID, default=None)
+    actor_id: Mapped[str] = mapped_column(String(64), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LookupFailure(Base):
+    """Failed portal lookups of one client against one case (lockout per client and case,
+    so an attacker cannot lock the victim out)."""
+
+    __tablename__ = "case_lookup_failures"
+    __table_args__ = (UniqueConstraint("client", "case_id"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    client: Mapped[str] = mapped_column(String(64))
+    case_id: Mapped[str] = mapped_column(ID, index=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
