@@ -309,3 +309,56 @@ def test_partition_runner_commits_checkpoint_with_alerts_restores_and_reloads(
     successor._process([_intrusion(3, "z-3", t0 + timedelta(seconds=1))], 6, True)
     assert successor._engine is not None
     assert successor._engine.ruleset is current[0]
+
+
+SILENT_RULES = """
+version: 1
+rules:
+  - id: test-no-disarm
+    name: Intrusion not followed by a disarm
+    kind: absence
+    first: {event: intrusion.detected}
+    then: {event: door.opened}
+    within: 1m
+    lateness: 10s
+    key: [sensor_id]
+    severity: high
+    alert: {title: alerts.repeated_intrusion, category: intrusion, cooldown: 30m}
+"""
+
+
+def test_an_idle_partition_fires_absence_rules_with_a_checkpoint(
+    runtime: Runtime, city: City
+) -> None:
+    """No traffic after the first event: the partition's clock still moves (wall time), the
+    absence alert and the checkpoint commit together, and a new owner does not fire it again."""
+    from safecity.sensing.rules_schema import parse_rule_text
+
+    rules = RuleSet([parse_rule_text(SILENT_RULES, source="silent.yaml")], source="silent.yaml")
+    config = NatsConfig(prefix="unit.timer", partitions=1)
+    worker = NatsWorker(
+        config, sessions=runtime.sessions, worker_id="w", ruleset_provider=lambda: rules
+    )
+    with runtime.sessions.begin() as s:
+        leases.ensure_partitions(s, group=config.group, partitions=1)
+        epoch = leases.acquire(s, group=config.group, owner="w", partition=0, ttl=60)
+    runner = PartitionRunner(worker, 0, epoch)
+    runner._restore()
+    t0 = datetime.now(UTC) - timedelta(minutes=5)
+    assert runner._process([_intrusion(1, "z-9", t0)], 1, False) is False
+    runner._processed_seq = 1  # as the fetch loop records after a batch
+    assert runner._tick(t0.timestamp() + 30) is False  # not due yet: nothing written
+    assert alert_counts(runtime) == Counter()
+    assert runner._tick(time.time()) is True  # due: the alert and a checkpoint
+    assert alert_counts(runtime) == Counter({"test-no-disarm:ir-1": 1})
+    with runtime.sessions() as s:
+        snapshot, seq = leases.load_checkpoint(s, group=config.group, partition=0)
+    assert seq == 1
+    assert snapshot is not None
+
+    with runtime.sessions.begin() as s:  # a new owner restores the checkpoint
+        epoch2 = leases.acquire(s, group=config.group, owner="w", partition=0, ttl=60)
+    successor = PartitionRunner(worker, 0, epoch2)
+    successor._restore()
+    assert successor._tick(time.time()) is False
+    assert alert_counts(runtime) == Counter({"test-no-disarm:ir-1": 1})

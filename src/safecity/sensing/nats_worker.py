@@ -55,6 +55,11 @@ __all__ = ["NatsWorker", "PartitionRunner", "default_worker_id"]
 
 log = logging.getLogger(__name__)
 
+TIMER_INTERVAL_S = 5.0
+"""With no traffic, a partition moves its engine's clock this often (absence rules)."""
+TIMER_LAG_S = 5.0
+"""... to wall-clock time minus this (each rule adds its own lateness on top)."""
+
 RulesetProvider = Callable[[], RuleSet]
 
 
@@ -91,6 +96,7 @@ class PartitionRunner:
         self._processed_seq = 0  # highest stream sequence fed to the engine
         self._checkpoint_seq = 0  # highest stream sequence in the stored checkpoint
         self._last_checkpoint = 0.0
+        self._last_tick = 0.0
         self._unacked: Msg | None = None  # newest processed message not yet acked
         self._total_events = 0  # events included in the stored checkpoint
         self._pending_events = 0  # processed since the last checkpoint
@@ -249,6 +255,11 @@ class PartitionRunner:
                 events.append(body)
         due = time.monotonic() - self._last_checkpoint >= cfg.checkpoint_interval_s
         if newest is None:
+            if time.monotonic() - self._last_tick >= TIMER_INTERVAL_S:
+                self._last_tick = time.monotonic()
+                if await asyncio.to_thread(self._tick, time.time() - TIMER_LAG_S):
+                    await self._ack()
+                    return
             if due and self._processed_seq > self._checkpoint_seq:
                 await asyncio.to_thread(self._checkpoint_only)
                 await self._ack()
@@ -313,6 +324,28 @@ class PartitionRunner:
             stream_seq=seq,
             events=self._total_events + pending + new_events,
         )
+
+    def _tick(self, watermark: float) -> bool:
+        """No traffic: move the engine's clock to ``watermark`` so absence rules fire; their
+        alerts and a checkpoint commit together. True when something was written."""
+        pipeline = self._pipeline
+        assert pipeline is not None
+        seq = self._processed_seq
+        done: list[bool] = []
+
+        def checkpoint(session: Session) -> None:
+            self._write_checkpoint(session, seq, 0)
+            done.append(True)
+
+        result = pipeline.advance_ready(watermark, also=checkpoint)
+        self.stats.alerts += len(result.alerts)
+        if done:
+            self._checkpoint_seq = seq
+            self._total_events += self._pending_events
+            self._pending_events = 0
+            self._last_checkpoint = time.monotonic()
+            self.stats.checkpoints += 1
+        return bool(done)
 
     def _checkpoint_only(self) -> None:
         seq = self._processed_seq

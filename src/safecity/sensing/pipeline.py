@@ -328,6 +328,22 @@ class Pipeline:
             self._extra = None
         return result
 
+    def advance_ready(
+        self, watermark: datetime | float | str, *, also: Callable[[Session], None]
+    ) -> BatchResult:
+        """:meth:`advance` for a checkpointing caller (a NATS partition with no traffic): the
+        alerts of absence rules that fall due and ``also(session)`` commit together; when
+        none fires nothing is written. On failure nothing is kept pending (the caller
+        restores from its checkpoint, as with :meth:`process_ready`)."""
+        self._extra = (also, False)
+        try:
+            return self.advance(watermark)
+        except BaseException:
+            self._pending.clear()
+            raise
+        finally:
+            self._extra = None
+
     def advance(self, watermark: datetime | float | str) -> BatchResult:
         """Move the engine's event-time clock (fires due absence rules) and write alerts."""
         result = BatchResult()
