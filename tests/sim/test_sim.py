@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -97,3 +98,21 @@ def test_cabinets_keep_their_place_when_the_fleet_grows(runtime: Runtime, city: 
     assert len(small.cabinets) == 1
     assert len(large.cabinets) == 2
     assert large.cabinets[0].cell == small.cabinets[0].cell == cell
+
+
+def test_evaluate_refuses_an_output_it_cannot_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from safecity import cli
+
+    target = tmp_path / "missing" / "report.json"
+    monkeypatch.setattr(sys, "argv", ["safecity", "sim", "evaluate", "--output", str(target)])
+    with pytest.raises(SystemExit) as info:
+        cli.main()
+    assert info.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "--output" in err
+    assert "does not exist" in err

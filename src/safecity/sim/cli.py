@@ -87,6 +87,8 @@ def evaluate_cmd(
 ) -> None:
     """Precision and recall (synthetic) of the shipped rules against the simulator's
     ground truth, on a throwaway SQLite database with the demo city."""
+    if output is not None and not output.parent.is_dir():  # fail before a minute of work
+        raise InvalidInput(f"--output: directory {output.parent} does not exist")
     from safecity.demo_city import seed_demo_orgs
     from safecity.platform.cli_progress import progress_bar
     from safecity.platform.migrations import upgrade
@@ -131,4 +133,7 @@ def evaluate_cmd(
         f"{report['confounders']} confounders, {report['events']} events (synthetic)"
     )
     if output is not None:
-        output.write_text(json.dumps(report, indent=2) + "\n")
+        try:
+            output.write_text(json.dumps(report, indent=2) + "\n")
+        except OSError as exc:
+            raise InvalidInput(f"--output: cannot write {output}: {exc.strerror}") from None
