@@ -35,6 +35,7 @@ log = logging.getLogger("safecity.security.keys")
 HMAC_KEY_FILE = "audit-hmac.key"
 TOTP_KEY_FILE = "totp-seal.key"
 CASE_CODE_KEY_FILE = "case-code.key"
+FRAUD_PSEUDONYM_KEY_FILE = "fraud-pseudonym.key"
 SIGNING_KEY_FILE = "audit-checkpoint.key"
 SIGNING_PUBLIC_FILE = "audit-checkpoint.pub"
 
@@ -123,6 +124,12 @@ def totp_sealing_key(key_dir: Path, *, create: bool = True) -> bytes:
 def case_code_key(key_dir: Path, *, create: bool = True) -> bytes:
     """The HMAC-SHA256 key under which portal verification codes of cases are stored."""
     return _hex_key(key_dir, CASE_CODE_KEY_FILE, create=create, length=32, at_least=True)
+
+
+def fraud_pseudonym_key(key_dir: Path, *, create: bool = True) -> bytes:
+    """The HMAC-SHA256 key that turns phone numbers, accounts and domains in the fraud
+    feeds into pseudonyms (kept outside the database: rows alone can't be reversed)."""
+    return _hex_key(key_dir, FRAUD_PSEUDONYM_KEY_FILE, create=create, length=32, at_least=True)
 
 
 def checkpoint_signing_key(key_dir: Path, *, create: bool = True) -> Ed25519PrivateKey:
