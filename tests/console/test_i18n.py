@@ -10,6 +10,7 @@ import pytest
 from starlette.requests import Request
 
 from safecity.console import i18n, pages, pages_admin
+from safecity.fraud.actions import VISIT_TITLE as FRAUD_VISIT_TITLE
 from safecity.sensing.rules import RuleSet
 from safecity.sensing.stale import TITLE as STALE_TITLE
 
@@ -59,9 +60,9 @@ def used_keys() -> set[str]:
 
 
 def rule_title_keys() -> set[str]:
-    """Alert titles are message keys named by the shipped rules (rendered with t()), and by
-    the stale-sensor job's outage alerts."""
-    return {rule.alert.title for rule in RuleSet.shipped().rules} | {STALE_TITLE}
+    """Alert titles are message keys named by the shipped rules (rendered with t()), by
+    the stale-sensor job's outage alerts and by the fraud engine's visit alerts."""
+    return {rule.alert.title for rule in RuleSet.shipped().rules} | {STALE_TITLE, FRAUD_VISIT_TITLE}
 
 
 def test_catalogues_have_the_same_keys_and_no_empty_text() -> None:

@@ -36,6 +36,7 @@ HMAC_KEY_FILE = "audit-hmac.key"
 TOTP_KEY_FILE = "totp-seal.key"
 CASE_CODE_KEY_FILE = "case-code.key"
 FRAUD_PSEUDONYM_KEY_FILE = "fraud-pseudonym.key"
+FRAUD_FEED_KEY_FILE = "fraud-feed.key"
 SIGNING_KEY_FILE = "audit-checkpoint.key"
 SIGNING_PUBLIC_FILE = "audit-checkpoint.pub"
 
@@ -132,9 +133,10 @@ def fraud_pseudonym_key(key_dir: Path, *, create: bool = True) -> bytes:
     return _hex_key(key_dir, FRAUD_PSEUDONYM_KEY_FILE, create=create, length=32, at_least=True)
 
 
-def checkpoint_signing_key(key_dir: Path, *, create: bool = True) -> Ed25519PrivateKey:
-    """The Ed25519 key that signs audit checkpoints (created on first use)."""
-    cache_key = (str(key_dir.resolve()), SIGNING_KEY_FILE)
+def ed25519_key(key_dir: Path, name: str, *, create: bool = True) -> Ed25519PrivateKey:
+    """An Ed25519 private key kept as PEM in ``key_dir/name`` (created on first use), its
+    public half written beside it as ``<stem>.pub``."""
+    cache_key = (str(key_dir.resolve()), name)
     with _lock:
         cached = _cache.get(cache_key)
         if isinstance(cached, Ed25519PrivateKey):
@@ -144,18 +146,28 @@ def checkpoint_signing_key(key_dir: Path, *, create: bool = True) -> Ed25519Priv
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
-        raw = _read_secret(key_dir, SIGNING_KEY_FILE, create=create, make=fresh)
+        raw = _read_secret(key_dir, name, create=create, make=fresh)
         try:
             key = serialization.load_pem_private_key(raw, password=None)
         except ValueError as exc:
-            raise ConfigurationError(f"{key_dir / SIGNING_KEY_FILE} is not a PEM key") from exc
+            raise ConfigurationError(f"{key_dir / name} is not a PEM key") from exc
         if not isinstance(key, Ed25519PrivateKey):
-            raise ConfigurationError(f"{key_dir / SIGNING_KEY_FILE} is not an Ed25519 key")
-        public_path = key_dir / SIGNING_PUBLIC_FILE
+            raise ConfigurationError(f"{key_dir / name} is not an Ed25519 key")
+        public_path = key_dir / f"{Path(name).stem}.pub"
         if not public_path.exists():
             _write_new(public_path, _public_pem(key.public_key()), 0o644)
         _cache[cache_key] = key
         return key
+
+
+def checkpoint_signing_key(key_dir: Path, *, create: bool = True) -> Ed25519PrivateKey:
+    """The Ed25519 key that signs audit checkpoints (created on first use)."""
+    return ed25519_key(key_dir, SIGNING_KEY_FILE, create=create)
+
+
+def fraud_feed_key(key_dir: Path, *, create: bool = True) -> Ed25519PrivateKey:
+    """The Ed25519 key that signs the block-list feeds for operators and registrars."""
+    return ed25519_key(key_dir, FRAUD_FEED_KEY_FILE, create=create)
 
 
 def checkpoint_public_key(key_dir: Path) -> Ed25519PublicKey:

@@ -1,0 +1,215 @@
+"""Feeds through the outbox to the engine consumer; actions, alerts, outcomes, dashboard."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from safecity.alerts.models import Alert
+from safecity.fraud import actions, dashboard, indicators, pipeline
+from safecity.fraud.tables import Action
+from safecity.platform.errors import InvalidInput, PayloadTooLarge
+from safecity.platform.outbox import OutboxEvent
+from safecity.platform.runtime import Runtime
+from tests.conftest import City
+from tests.fraud.conftest import Deliver, point_in_station
+from tests.fraud.test_indicators import person, reviewer
+
+pytestmark = pytest.mark.db
+
+SCAMMER = "17012345678"
+VICTIM = "13800138000"
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+
+
+def at(minutes: float) -> str:
+    return (T0 + timedelta(minutes=minutes)).isoformat()
+
+
+def call(record_id: str, start: float, end: float | None = None) -> dict[str, Any]:
+    lat, lng = point_in_station(1)
+    data: dict[str, Any] = {
+        "id": record_id,
+        "caller": SCAMMER,
+        "callee": VICTIM,
+        "started_at": at(start),
+        "cell_lat": lat,
+        "cell_lng": lng,
+    }
+    if end is not None:
+        data["ended_at"] = at(end)
+    return data
+
+
+def ingest(runtime: Runtime, feed: str, records: list[dict[str, Any]]) -> int:
+    with runtime.sessions.begin() as s:
+        return pipeline.ingest(session=s, feed=feed, records=records)
+
+
+def test_a_bad_record_refuses_the_whole_batch(runtime: Runtime, city: City) -> None:
+    with pytest.raises(InvalidInput, match=r"record 1: .*not a phone number"):
+        ingest(runtime, "call", [call("c1", 0, 5), {**call("c2", 1), "caller": "nope"}])
+    with pytest.raises(PayloadTooLarge):
+        ingest(runtime, "call", [call(f"c{i}", 0) for i in range(pipeline.MAX_BATCH + 1)])
+    with runtime.sessions() as s:
+        fraud_events = select(func.count()).where(OutboxEvent.type.like("fraud.%"))
+        assert s.scalar(fraud_events) == 0
+    assert ingest(runtime, "call", [call("c1", 0, 5)]) == 1
+
+
+def test_a_scam_call_becomes_a_station_visit_and_a_frozen_transfer(
+    runtime: Runtime, areas: City, deliver: Deliver
+) -> None:
+    with runtime.sessions.begin() as s:
+        indicators.add(
+            session=s,
+            principal=reviewer(areas),
+            kind="phone",
+            value=SCAMMER,
+            source="case",
+            evidence="case C-7",
+            active=True,
+        )
+    ingest(runtime, "call", [call("c1", 0), call("c1", 0, 20)])
+    ingest(
+        runtime,
+        "web",
+        [
+            {
+                "id": "w1",
+                "subject": VICTIM,
+                "url": "https://remote.example.top/app",
+                "kind": "app_install",
+                "flagged_by": "operator",
+                "seen_at": at(22),
+            }
+        ],
+    )
+    ingest(
+        runtime,
+        "transfer",
+        [
+            {
+                "id": "t1",
+                "payer_account": "6222020012345678",
+                "payer_phone": VICTIM,
+                "payee_account": "6222020099998888",
+                "amount": "80000",
+                "channel": "mobile_app",
+                "new_payee": True,
+                "attempted_at": at(30),
+            }
+        ],
+    )
+    assert deliver() >= 4
+    assert deliver() == 0
+    with runtime.sessions() as s:
+        rows = s.scalars(select(Action).order_by(Action.decided_at)).all()
+        kinds = [r.action for r in rows]
+        assert "visit" in kinds
+        assert kinds[-1] == "stop_pay"
+        visit = next(r for r in rows if r.action == "visit")
+        assert visit.org_id == areas.stations[1].id  # the station where the phone is
+        alert = s.get(Alert, visit.alert_id)
+        assert alert is not None
+        assert alert.category == actions.VISIT_ALERT
+        assert alert.org_id == areas.stations[1].id
+        assert VICTIM not in json.dumps(alert.detail)
+        stop = rows[-1]
+        assert stop.amount_cents == 8_000_000
+        assert "LIKELY_VICTIM" in stop.reasons
+
+
+def test_a_redelivered_batch_opens_nothing_twice(
+    runtime: Runtime, areas: City, deliver: Deliver
+) -> None:
+    with runtime.sessions.begin() as s:
+        indicators.add(
+            session=s,
+            principal=reviewer(areas),
+            kind="phone",
+            value=SCAMMER,
+            source="case",
+            evidence="case C-7",
+            active=True,
+        )
+    ingest(runtime, "call", [call("c1", 0), call("c1", 0, 25)])
+    deliver()
+    with runtime.sessions() as s:
+        before = s.scalar(select(func.count()).select_from(Action))
+        types = deliver.consumer.types
+        rows = s.scalars(select(OutboxEvent).where(OutboxEvent.type.in_(types))).all()
+        envelopes = [r.envelope() for r in rows]
+    deliver.consumer.process(envelopes)  # the bus delivers everything again
+    with runtime.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Action)) == before
+    # after a restart the engine is new, but recorded actions are not opened again
+    pipeline.HOST.reset()
+    fresh = Deliver(runtime)
+    fresh.consumer.process(envelopes)
+    with runtime.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Action)) == before
+
+
+def test_outcomes_are_checked_and_feed_the_dashboard(
+    runtime: Runtime, areas: City, deliver: Deliver
+) -> None:
+    with runtime.sessions.begin() as s:
+        indicators.add(
+            session=s,
+            principal=reviewer(areas),
+            kind="phone",
+            value=SCAMMER,
+            source="case",
+            evidence="case C-7",
+            active=True,
+        )
+    ingest(runtime, "call", [call("c1", 0), call("c1", 0, 20)])
+    ingest(
+        runtime,
+        "transfer",
+        [
+            {
+                "id": "t1",
+                "payer_account": "6222020012345678",
+                "payer_phone": VICTIM,
+                "payee_account": "6222020099998888",
+                "amount": "1234.50",
+                "channel": "mobile_app",
+                "new_payee": True,
+                "attempted_at": at(30),
+            }
+        ],
+    )
+    deliver()
+    supervisor = person(areas, "supervisor")
+    with runtime.sessions.begin() as s:
+        rows = s.scalars(select(Action)).all()
+        warning = next(r for r in rows if r.action in ("callback", "visit"))
+        stop = next(r for r in rows if r.action == "stop_pay")
+        with pytest.raises(InvalidInput, match="outcome of a stop_pay"):
+            actions.close(session=s, principal=supervisor, action_id=stop.id, outcome="dissuaded")
+        actions.close(session=s, principal=supervisor, action_id=stop.id, outcome="money_frozen")
+        actions.close(
+            session=s,
+            principal=supervisor,
+            action_id=warning.id,
+            outcome="dissuaded",
+            notes="she had not paid yet; the bank confirmed the hold",
+        )
+    with runtime.sessions() as s:
+        board = dashboard.build(session=s, principal=supervisor)
+    assert board.totals["money_frozen_cny"] == 1234.5
+    assert board.totals["people_dissuaded"] == 1
+    assert board.totals["numbers_shut"] == 1
+    assert board.totals["warnings_per_true_victim"] >= 1
+    text = json.dumps(board.__dict__)
+    assert "p_" not in text  # no pseudonym leaves the dashboard
+    assert VICTIM not in text
+    assert SCAMMER not in text
+    with runtime.sessions() as s:
+        assert actions.expire_overdue(session=s) == 0  # deadlines are minutes, not a day old
