@@ -1,0 +1,1 @@
+"""Citizen e-services and verifiable e-certificates (issue 10)."""
