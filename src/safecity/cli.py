@@ -175,6 +175,10 @@ def _register_subcommands() -> None:
 
     app.add_typer(linkage_cli.app, name="linkage")
 
+    from safecity.fraud import cli as fraud_cli
+
+    app.add_typer(fraud_cli.app, name="fraud")
+
     from safecity.traffic import cli as traffic_cli
 
     app.add_typer(traffic_cli.app, name="traffic")

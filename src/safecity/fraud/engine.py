@@ -63,6 +63,7 @@ BLOCK_PROPOSAL = 0.85
 LIVE_CALL_CHECK = 120.0
 LIVE_CALL_MAX = 3600.0
 LOOK_BACK_CALL_S = 120.0
+ENGAGED_CALL_S = 60.0  # a call this long counts as a conversation (REPEATED_CONTACT)
 VICTIM_WINDOW = 72 * HOUR
 TIER_RESET = 48 * HOUR
 DEDUP_SIZE = 500_000
@@ -302,6 +303,8 @@ class FraudEngine:
         state.ended.append(float(duration))
         if duration >= LOOK_BACK_CALL_S:
             state.contacts.append((t, callee, "call", float(duration)))
+        if duration >= ENGAGED_CALL_S:
+            person.contacts[caller] = person.contacts.get(caller, 0) + 1
         s = self._number(caller, t, out=out, record_id=record_id)
         if s.value >= SUSPECT:
             if duration >= 600:
@@ -339,8 +342,7 @@ class FraudEngine:
         self._evidence(
             person, t, "CALL_FROM_LISTED" if listed else "CALL_FROM_SUSPECT", s.value, caller
         )
-        person.contacts[caller] = person.contacts.get(caller, 0) + 1
-        if person.contacts[caller] >= 2:
+        if person.contacts.get(caller, 0) >= 1:  # they talked before, and it calls again
             self._evidence(person, t, "REPEATED_CONTACT", s.value, caller)
         self._decide(callee, person, t, record_id, out, via=caller)
 

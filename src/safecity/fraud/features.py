@@ -123,7 +123,7 @@ class PersonState:
     """What the engine knows of one (pseudonymous) person as a possible victim."""
 
     evidence: deque[Evidence] = field(default_factory=deque)
-    contacts: dict[str, int] = field(default_factory=dict)  # suspect number → calls
+    contacts: dict[str, int] = field(default_factory=dict)  # number → conversations ≥ 1 min
     live_calls: dict[str, tuple[str, float]] = field(default_factory=dict)
     tier: int = 0
     tier_at: float = 0.0

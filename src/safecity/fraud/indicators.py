@@ -300,7 +300,7 @@ def feed_key(session: Session) -> OKPKey:
 
 
 def export_signed(*, session: Session, principal: Principal, kind: str | None = None) -> str:
-    """The active entries as a compact JWS (alg Ed25519, RFC 9864): header ``kid`` = key fingerprint."""
+    """The active entries as a compact JWS (alg Ed25519, RFC 9864); ``kid`` = key fingerprint."""
     rows = _active_rows(session, kind)
     key = feed_key(session)
     kid = keys.key_fingerprint(

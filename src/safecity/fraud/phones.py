@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import phonenumbers
@@ -50,9 +51,15 @@ def _clip(raw: str) -> str:
 
 
 def normalise_phone(raw: str, *, region: str = DEFAULT_REGION) -> Phone:
-    """The number ``raw`` in E.164 with its kind; :class:`InvalidInput` if it is none."""
+    """The number ``raw`` in E.164 with its kind; :class:`InvalidInput` if it is none.
+    Results are cached (feeds repeat the same numbers all day; parsing is the cost)."""
     if not isinstance(raw, str):
         raise InvalidInput("a phone number must be text")
+    return _normalise(raw, region)
+
+
+@lru_cache(maxsize=200_000)
+def _normalise(raw: str, region: str) -> Phone:
     text = raw.strip()
     if not text:
         raise InvalidInput("phone number is empty")

@@ -62,6 +62,19 @@ class SimConfig:
     report_share: float = 0.03  # answered scam calls the callee reports (victims excepted)
     confirm_after_h: tuple[float, float] = (2.0, 6.0)  # victim → police → confirmed ids
 
+    @classmethod
+    def for_city(cls, citizens: int, **overrides: Any) -> SimConfig:
+        """A config whose scam operations, telemarketers and couriers scale with the
+        population (the defaults are for 20,000 citizens)."""
+        scale = citizens / 20_000
+        return cls(
+            citizens=citizens,
+            operations=max(1, round(8 * scale)),
+            telemarketers=max(1, round(30 * scale)),
+            couriers=max(1, round(60 * scale)),
+            **overrides,
+        )
+
 
 @dataclass
 class Episode:
