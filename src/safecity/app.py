@@ -24,6 +24,7 @@ from safecity.dispatch import pages as dispatch_pages
 from safecity.disputes import api as disputes_api
 from safecity.disputes import pages as disputes_pages
 from safecity.fraud import api as fraud_api
+from safecity.fraud import pages as fraud_pages
 from safecity.orgs import api as orgs_api
 from safecity.platform import events_api, health, jobs, jobs_api, notify_api
 from safecity.platform.bus import attached_bus
@@ -113,5 +114,6 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(cases_pages.router)
     app.include_router(cases_portal.router)
     app.include_router(fraud_api.router)
+    app.include_router(fraud_pages.router)
     console_pages.install(app)  # static files (marked public) + HTML login redirect
     return app

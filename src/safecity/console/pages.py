@@ -87,7 +87,7 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("linkage", msg("nav.domain.linkage")),
     Domain("crowd", msg("nav.domain.crowd")),
     Domain("traffic", msg("nav.domain.traffic")),
-    Domain("fraud", msg("nav.domain.fraud")),
+    Domain("fraud", msg("nav.domain.fraud"), href="/console/fraud", permission="fraud:read"),
     Domain("eservices", msg("nav.domain.eservices")),
     Domain("accidents", msg("nav.domain.accidents")),
 )
