@@ -89,7 +89,7 @@ def demo(
     print_logins(logins, Console(width=max(Console().width, 140)), url=url)
     if not serve_after:
         return
-    simulator = None
+    simulator = fraud_feeder = None
     if simulate:
         # The city simulator runs as its own process and feeds the platform over HTTP.
         log = (get_settings().var_dir / "sim.log").open("a")
@@ -117,12 +117,33 @@ def demo(
             stderr=subprocess.STDOUT,
         )
         Console().print(f"city simulator feeding {url} (log: {log.name})")
+        # The fraud feeder plays a scam in real time every ten minutes (issue 9's demo).
+        fraud_log = (get_settings().var_dir / "fraud-feed.log").open("a")
+        fraud_feeder = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+            [
+                sys.executable,
+                "-m",
+                "safecity",
+                "fraud",
+                "feed",
+                "--url",
+                url,
+                "--wait",
+                "120",
+                "--minutes",
+                "720",
+            ],
+            stdout=fraud_log,
+            stderr=subprocess.STDOUT,
+        )
+        Console().print(f"fraud feeder playing a scam every 10 min (log: {fraud_log.name})")
     try:
         serve(host=host, port=port, workers=1, embedded_workers=True)
     finally:
-        if simulator is not None:
-            simulator.terminate()
-            simulator.wait(timeout=10)
+        for process in (simulator, fraud_feeder):
+            if process is not None:
+                process.terminate()
+                process.wait(timeout=10)
 
 
 def _register_subcommands() -> None:

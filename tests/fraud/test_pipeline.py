@@ -213,3 +213,21 @@ def test_outcomes_are_checked_and_feed_the_dashboard(
     assert SCAMMER not in text
     with runtime.sessions() as s:
         assert actions.expire_overdue(session=s) == 0  # deadlines are minutes, not a day old
+
+
+def test_identifiers_a_case_confirmed_go_on_the_block_list_at_once(
+    runtime: Runtime, city: City, deliver: Deliver
+) -> None:
+    record = {
+        "id": "k1",
+        "kind": "phone",
+        "value": SCAMMER,
+        "case_id": "C-9",
+        "confirmed_at": at(0),
+    }
+    ingest(runtime, "confirmed", [record])
+    ingest(runtime, "confirmed", [{**record, "id": "k2", "case_id": "C-10"}])  # twice: one entry
+    with runtime.sessions() as s:
+        [(pseudonym, confidence)] = indicators.active_pseudonyms(session=s)
+    assert confidence == 1.0
+    assert pseudonym == indicators.pseudonymiser(runtime.sessions()).of("phone", SCAMMER)

@@ -13,10 +13,11 @@ block_domain    a reviewer lists it (needs the plain domain)  24 h     the city 
 
 A visit also raises an alert at the station (category ``fraud_victim_visit``), so it
 reaches the officers' queue and terminals like every other alert. The person is known
-here only by pseudonym and by a coarse place (an H3 cell of resolution 7, about 5 km²,
-from the serving cell tower): the operator, who holds the mapping, puts the centre in
-touch. Closing an action records its outcome — dissuaded, lost money, not a target,
-money frozen… — which is the label the models learn from.
+here only by pseudonym and by the serving cell tower's place (routing the visit; the
+action keeps just an H3 cell of resolution 7, about 5 km², for the dashboard): the
+operator, who holds the mapping, puts the centre in touch. Closing an action records
+its outcome — dissuaded, lost money, not a target, money frozen… — which is the label
+the models learn from.
 """
 
 from __future__ import annotations
@@ -84,13 +85,12 @@ def record(
         if _existing(session, decision) is not None:
             continue
         city_id = city_id or _city(session)
-        cell = centre = None
+        cell = None
         org_id = city_id
         if decision.lat is not None and decision.lng is not None:
             cell = geo.h3_cell(lat=decision.lat, lng=decision.lng, resolution=COARSE_H3)
-            centre = geo.h3_cell_center(cell)
             if decision.action == "visit":
-                station = orgs.org_for_point(session=session, lat=centre.lat, lng=centre.lng)
+                station = orgs.org_for_point(session=session, lat=decision.lat, lng=decision.lng)
                 if station is not None:
                     org_id = station.id
         decided_at = datetime.fromtimestamp(decision.at, UTC)
@@ -110,15 +110,15 @@ def record(
             created_at=now,
         )
         workflow.start(session, machine=ACTION, record=action, principal=audit.SYSTEM)
-        if decision.action == "visit" and centre is not None:
+        if decision.action == "visit" and decision.lat is not None and decision.lng is not None:
             alert = alerts.raise_alert(
                 session,
                 source="fraud.engine",
                 category=VISIT_ALERT,
                 severity="high",
                 title_key=VISIT_TITLE,
-                lat=centre.lat,
-                lng=centre.lng,
+                lat=decision.lat,
+                lng=decision.lng,
                 org_id=org_id,
                 dedup_key=f"fraud:visit:{decision.subject}",
                 occurred_at=decided_at,

@@ -119,3 +119,45 @@ def list_feeds(
     for name, spec in feeds.FEEDS.items():
         table.add_row(name, f"{spec.retention_days} days", spec.description)
     out.print(table)
+
+
+@app.command("feed")
+def feed_cmd(
+    url: str = typer.Option("http://127.0.0.1:8000", "--url", help="SafeCity API base URL."),
+    minutes: float = typer.Option(10.0, "--minutes", min=0.1, help="How long to play rounds."),
+    wait: float = typer.Option(0.0, "--wait", min=0.0, help="Seconds to wait for /healthz."),
+    seed: int = typer.Option(1, "--seed", help="Random seed of the made-up numbers."),
+) -> None:
+    """Play the demo's scam in real time against a running platform (over HTTP)."""
+    import httpx
+    from shapely.geometry import shape
+
+    from safecity.fraud.demo_feed import play
+    from safecity.orgs import service as orgs
+    from safecity.platform.runtime import build_runtime
+    from safecity.sim.city import device_token
+    from safecity.sim.cli import wait_until_ready
+
+    runtime = build_runtime()
+    try:
+        with runtime.sessions.begin() as session:
+            token = device_token(session=session)
+            stations, _ = orgs.list_orgs(session=session, kind="station", limit=500)
+            areas = [s.area for s in stations if s.area]
+            if not areas:
+                raise InvalidInput("no station has an area: seed the demo city first")
+            centre = shape(areas[0]).representative_point()
+    finally:
+        runtime.close()
+    with httpx.Client(base_url=url, timeout=30.0) as client:
+        if wait > 0:
+            wait_until_ready(client, seconds=wait)
+        rounds = play(
+            client,
+            token=token,
+            point=(centre.y, centre.x),
+            minutes=minutes,
+            seed=seed,
+            log=lambda line: out.print(line, markup=False, highlight=False),
+        )
+    out.print(f"played {rounds} round(s)")

@@ -3,9 +3,10 @@
 Intake (:func:`ingest`) validates a batch of feed records, turns each into its
 pseudonymised event and writes them all to the outbox in the caller's transaction —
 all or nothing: one bad record refuses the batch with its index, and nothing of it is
-published. The relay puts the events on the bus; the ``fraud.engine`` consumer applies
-them, in order, to this process's :class:`~safecity.fraud.engine.FraudEngine` and
-records its decisions as actions in the consumer's transaction.
+published. Identifiers a case confirmed also go on the block list at once. The relay
+puts the events on the bus; the ``fraud.engine`` consumer applies them, in order, to
+this process's :class:`~safecity.fraud.engine.FraudEngine` and records its decisions as
+actions in the consumer's transaction.
 
 The engine's rolling state lives in memory (like the sensing pipeline's windows).
 After a restart it starts empty and loads the active block list; the windows refill
@@ -27,10 +28,12 @@ from safecity.fraud import actions, feeds, indicators
 from safecity.fraud.engine import Decision, FraudEngine
 from safecity.fraud.events import INDICATOR_CHANGED
 from safecity.fraud.feeds import TextScorer
+from safecity.fraud.tables import Indicator
 from safecity.platform import outbox
 from safecity.platform.consumers import register_consumer
-from safecity.platform.errors import InvalidInput, PayloadTooLarge
+from safecity.platform.errors import Conflict, InvalidInput, PayloadTooLarge
 from safecity.platform.events import Envelope
+from safecity.security import audit
 
 CONSUMER = "fraud.engine"
 MAX_BATCH = 5000
@@ -61,7 +64,43 @@ def ingest(
             raise InvalidInput(f"record {index}: {exc.detail}", index=index) from None
     for event_type, payload in events:
         outbox.emit(session, type=event_type, source=feeds.SOURCE, payload=payload)
+    if feed == "confirmed":
+        for data in records:
+            _list_confirmed(session, feeds.ConfirmedIdentifier.model_validate(data))
     return len(events)
+
+
+def _list_confirmed(session: Session, record: feeds.ConfirmedIdentifier) -> None:
+    """A case confirmed it: on the block list at once (the case is the evidence), or back
+    on it if it had expired or been removed."""
+    evidence = f"case {record.case_id}"
+    try:
+        indicators.add(
+            session=session,
+            principal=audit.SYSTEM,
+            kind=record.kind,
+            value=record.value,
+            source="case",
+            evidence=evidence,
+            active=True,
+        )
+    except Conflict as exc:
+        entry = session.get(Indicator, exc.extra["indicator_id"])
+        if entry is not None and entry.state in ("expired", "removed"):
+            indicators.transition(
+                session=session,
+                principal=audit.SYSTEM,
+                indicator_id=entry.id,
+                name="reinstate",
+                notes=f"confirmed again by {evidence}",
+            )
+        elif entry is not None and entry.state == "proposed":
+            indicators.transition(
+                session=session,
+                principal=audit.SYSTEM,
+                indicator_id=entry.id,
+                name="approve",
+            )
 
 
 class EngineHost:
