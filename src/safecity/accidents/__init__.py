@@ -1,0 +1,1 @@
+"""Quick handling of minor accidents with insurer claims (issue 11)."""
