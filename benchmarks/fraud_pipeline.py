@@ -39,8 +39,9 @@ from rich.progress import Progress
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-_KEYS = tempfile.mkdtemp(prefix="fraud-bench-keys-")
-os.environ.setdefault("SAFECITY_KEY_DIR", _KEYS)
+_VAR = tempfile.mkdtemp(prefix="fraud-bench-var-")
+os.environ["SAFECITY_VAR_DIR"] = _VAR  # its own keys and audit checkpoints
+os.environ.pop("SAFECITY_KEY_DIR", None)
 
 import safecity.models  # noqa: E402, F401  (every table)
 from _common import machine  # noqa: E402

@@ -231,3 +231,32 @@ def test_identifiers_a_case_confirmed_go_on_the_block_list_at_once(
         [(pseudonym, confidence)] = indicators.active_pseudonyms(session=s)
     assert confidence == 1.0
     assert pseudonym == indicators.pseudonymiser(runtime.sessions()).of("phone", SCAMMER)
+
+
+def test_the_jobs_expire_entries_and_stale_actions(runtime: Runtime, city: City) -> None:
+    from datetime import timedelta as td
+
+    from safecity.fraud import jobs as fraud_jobs  # registers the jobs and retention
+    from safecity.platform import jobs, retention
+    from safecity.platform.db import utcnow
+
+    jobs.load_job_modules()
+    assert {"fraud.expire_indicators", "fraud.expire_actions"} <= {
+        j.name for j in jobs.registry.all()
+    }
+    assert retention.policies.get("fraud_action").period == td(days=365)
+    with runtime.sessions.begin() as s:
+        indicators.add(
+            session=s,
+            principal=reviewer(city),
+            kind="phone",
+            value=SCAMMER,
+            source="case",
+            evidence="C-1",
+            active=True,
+            expires_at=utcnow() + td(minutes=1),
+        )
+    with runtime.sessions.begin() as s:
+        assert indicators.expire_due(session=s, now=utcnow() + td(hours=1)) == 1
+        assert indicators.active_pseudonyms(session=s) == []
+    assert fraud_jobs.expire_indicators.__doc__

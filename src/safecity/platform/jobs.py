@@ -68,6 +68,7 @@ JOB_MODULES: tuple[str, ...] = (
     "safecity.alerts.jobs",
     "safecity.disputes.jobs",
     "safecity.sensing.jobs",
+    "safecity.fraud.jobs",
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
