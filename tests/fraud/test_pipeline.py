@@ -45,6 +45,33 @@ def call(record_id: str, start: float, end: float | None = None) -> dict[str, An
     return data
 
 
+def transfer(record_id: str, amount: str, minute: float) -> dict[str, Any]:
+    return {
+        "id": record_id,
+        "payer_account": "6222020012345678",
+        "payer_phone": VICTIM,
+        "payee_account": "6222020099998888",
+        "amount": amount,
+        "channel": "mobile_app",
+        "new_payee": True,
+        "attempted_at": at(minute),
+    }
+
+
+def list_scammer(runtime: Runtime, city: City) -> None:
+    """The scammer's number, confirmed by a case: on the block list."""
+    with runtime.sessions.begin() as s:
+        indicators.add(
+            session=s,
+            principal=reviewer(city),
+            kind="phone",
+            value=SCAMMER,
+            source="case",
+            evidence="case C-7",
+            active=True,
+        )
+
+
 def ingest(runtime: Runtime, feed: str, records: list[dict[str, Any]]) -> int:
     with runtime.sessions.begin() as s:
         return pipeline.ingest(session=s, feed=feed, records=records)
@@ -64,16 +91,7 @@ def test_a_bad_record_refuses_the_whole_batch(runtime: Runtime, city: City) -> N
 def test_a_scam_call_becomes_a_station_visit_and_a_frozen_transfer(
     runtime: Runtime, areas: City, deliver: Deliver
 ) -> None:
-    with runtime.sessions.begin() as s:
-        indicators.add(
-            session=s,
-            principal=reviewer(areas),
-            kind="phone",
-            value=SCAMMER,
-            source="case",
-            evidence="case C-7",
-            active=True,
-        )
+    list_scammer(runtime, areas)
     ingest(runtime, "call", [call("c1", 0), call("c1", 0, 20)])
     ingest(
         runtime,
@@ -89,22 +107,7 @@ def test_a_scam_call_becomes_a_station_visit_and_a_frozen_transfer(
             }
         ],
     )
-    ingest(
-        runtime,
-        "transfer",
-        [
-            {
-                "id": "t1",
-                "payer_account": "6222020012345678",
-                "payer_phone": VICTIM,
-                "payee_account": "6222020099998888",
-                "amount": "80000",
-                "channel": "mobile_app",
-                "new_payee": True,
-                "attempted_at": at(30),
-            }
-        ],
-    )
+    ingest(runtime, "transfer", [transfer("t1", "80000", 30)])
     assert deliver() >= 4
     assert deliver() == 0
     with runtime.sessions() as s:
@@ -127,16 +130,7 @@ def test_a_scam_call_becomes_a_station_visit_and_a_frozen_transfer(
 def test_a_redelivered_batch_opens_nothing_twice(
     runtime: Runtime, areas: City, deliver: Deliver
 ) -> None:
-    with runtime.sessions.begin() as s:
-        indicators.add(
-            session=s,
-            principal=reviewer(areas),
-            kind="phone",
-            value=SCAMMER,
-            source="case",
-            evidence="case C-7",
-            active=True,
-        )
+    list_scammer(runtime, areas)
     ingest(runtime, "call", [call("c1", 0), call("c1", 0, 25)])
     deliver()
     with runtime.sessions() as s:
@@ -158,33 +152,9 @@ def test_a_redelivered_batch_opens_nothing_twice(
 def test_outcomes_are_checked_and_feed_the_dashboard(
     runtime: Runtime, areas: City, deliver: Deliver
 ) -> None:
-    with runtime.sessions.begin() as s:
-        indicators.add(
-            session=s,
-            principal=reviewer(areas),
-            kind="phone",
-            value=SCAMMER,
-            source="case",
-            evidence="case C-7",
-            active=True,
-        )
+    list_scammer(runtime, areas)
     ingest(runtime, "call", [call("c1", 0), call("c1", 0, 20)])
-    ingest(
-        runtime,
-        "transfer",
-        [
-            {
-                "id": "t1",
-                "payer_account": "6222020012345678",
-                "payer_phone": VICTIM,
-                "payee_account": "6222020099998888",
-                "amount": "1234.50",
-                "channel": "mobile_app",
-                "new_payee": True,
-                "attempted_at": at(30),
-            }
-        ],
-    )
+    ingest(runtime, "transfer", [transfer("t1", "1234.50", 30)])
     deliver()
     supervisor = person(areas, "supervisor")
     with runtime.sessions.begin() as s:
