@@ -46,8 +46,8 @@ os.environ.pop("SAFECITY_KEY_DIR", None)
 import safecity.models  # noqa: E402, F401  (every table)
 from _common import machine  # noqa: E402
 from safecity.fraud import evaluate, pipeline  # noqa: E402
+from safecity.fraud.models import Action  # noqa: E402
 from safecity.fraud.sim import CitySim, SimConfig  # noqa: E402
-from safecity.fraud.tables import Action  # noqa: E402
 from safecity.orgs import service as orgs  # noqa: E402
 from safecity.platform.bus_memory import MemoryBus  # noqa: E402
 from safecity.platform.consumers import Consumer, registered_consumers  # noqa: E402

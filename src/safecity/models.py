@@ -4,7 +4,7 @@ from safecity.alerts import models as alerts_models
 from safecity.cases import models as cases_models
 from safecity.dispatch import models as dispatch_models
 from safecity.disputes import models as disputes_models
-from safecity.fraud import tables as fraud_models
+from safecity.fraud import models as fraud_models
 from safecity.orgs import models as orgs_models
 from safecity.platform import bus_memory as bus_models
 from safecity.platform import consumers as consumer_models

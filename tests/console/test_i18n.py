@@ -10,8 +10,8 @@ import pytest
 from starlette.requests import Request
 
 from safecity.console import i18n, pages, pages_admin
+from safecity.fraud import models as fraud_models
 from safecity.fraud import pages as fraud_pages
-from safecity.fraud import tables as fraud_tables
 from safecity.fraud.actions import VISIT_TITLE as FRAUD_VISIT_TITLE
 from safecity.sensing.rules import RuleSet
 from safecity.sensing.stale import TITLE as STALE_TITLE
@@ -45,8 +45,8 @@ def dynamic_keys() -> set[str]:
         "job.status.": pages_admin.JOB_STATUS_KEYS,
         "notify.status.": pages_admin.NOTIFY_STATUS_KEYS,
         "fraud.counter.": fraud_pages.COUNTERS,
-        "fraud.action.": fraud_tables.ACTIONS,
-        "fraud.outcome.": tuple({o for os in fraud_tables.OUTCOMES.values() for o in os}),
+        "fraud.action.": fraud_models.ACTIONS,
+        "fraud.outcome.": tuple({o for os in fraud_models.OUTCOMES.values() for o in os}),
     }
     prefixes = {m.group(2) for m in DYNAMIC_IN_TEMPLATE.finditer(templates_text())}
     assert prefixes == set(values), "a template builds keys from a prefix this test ignores"

@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from safecity.alerts.models import Alert
 from safecity.fraud import demo_feed
-from safecity.fraud.tables import Action
+from safecity.fraud.models import Action
 from safecity.platform.runtime import Runtime
 from tests.conftest import City
 from tests.fraud.conftest import Deliver, point_in_station

@@ -11,7 +11,7 @@ from joserfc.jwk import OKPKey
 from sqlalchemy import select
 
 from safecity.fraud import indicators
-from safecity.fraud.tables import Appeal
+from safecity.fraud.models import Appeal
 from safecity.platform.db import utcnow
 from safecity.platform.errors import Conflict, IllegalTransition, InvalidInput, PermissionDenied
 from safecity.platform.runtime import Runtime

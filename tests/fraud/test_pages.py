@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from safecity.fraud import indicators
-from safecity.fraud.tables import Action, Indicator
+from safecity.fraud.models import Action, Indicator
 from safecity.platform.runtime import Runtime
 from tests.conftest import City
 from tests.console.conftest import csrf_from, log_in, make_staff  # noqa: F401

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from safecity.alerts.models import Alert
 from safecity.fraud import actions, dashboard, indicators, pipeline
-from safecity.fraud.tables import Action
+from safecity.fraud.models import Action
 from safecity.platform.errors import InvalidInput, PayloadTooLarge
 from safecity.platform.outbox import OutboxEvent
 from safecity.platform.runtime import Runtime

@@ -32,8 +32,8 @@ from sqlalchemy.orm import Session
 from safecity.alerts import service as alerts
 from safecity.fraud.engine import Decision
 from safecity.fraud.events import ACTION_OPENED, SOURCE
+from safecity.fraud.models import ACTIONS, OUTCOMES, Action
 from safecity.fraud.scoring import RULES_VERSION
-from safecity.fraud.tables import ACTIONS, OUTCOMES, Action
 from safecity.fraud.workflow import ACTION
 from safecity.orgs import service as orgs
 from safecity.platform import geo, outbox, workflow
@@ -187,7 +187,7 @@ def list_actions(
 def close(
     *, session: Session, principal: Principal, action_id: str, outcome: str, notes: str = ""
 ) -> Action:
-    """Close an open action with its outcome (:data:`~safecity.fraud.tables.OUTCOMES`)."""
+    """Close an open action with its outcome (:data:`~safecity.fraud.models.OUTCOMES`)."""
     action = get(session=session, principal=principal, action_id=action_id)
     allowed = OUTCOMES[action.action]
     if outcome not in allowed:

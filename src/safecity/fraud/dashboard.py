@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from safecity.fraud.tables import WARNING_ACTIONS, Action, Indicator
+from safecity.fraud.models import WARNING_ACTIONS, Action, Indicator
 from safecity.orgs import service as orgs
 from safecity.platform import geo
 from safecity.platform.db import utcnow

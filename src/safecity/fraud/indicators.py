@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from safecity.fraud.events import INDICATOR_CHANGED, SOURCE
 from safecity.fraud.identifiers import KINDS, Pseudonymiser, normalise
-from safecity.fraud.tables import INDICATOR_SOURCES, Appeal, Indicator
+from safecity.fraud.models import INDICATOR_SOURCES, Appeal, Indicator
 from safecity.fraud.workflow import INDICATOR, REVIEW
 from safecity.orgs import service as orgs
 from safecity.platform import outbox, workflow

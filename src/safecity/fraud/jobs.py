@@ -16,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from safecity.fraud import actions, indicators
-from safecity.fraud.tables import Action, Appeal
+from safecity.fraud.models import Action, Appeal
 from safecity.platform import jobs, retention
 
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from safecity.console import pages_admin  # noqa: F401  (registers the "when" filter)
 from safecity.console.pages import _org_name, _translator, console_require, render
 from safecity.fraud import actions, dashboard, indicators
-from safecity.fraud.tables import OUTCOMES
+from safecity.fraud.models import OUTCOMES
 from safecity.fraud.workflow import ACT, READ, REVIEW
 from safecity.orgs import service as orgs
 from safecity.platform.api_params import RecordId, TransitionName

@@ -28,7 +28,7 @@ from safecity.fraud import actions, feeds, indicators
 from safecity.fraud.engine import Decision, FraudEngine
 from safecity.fraud.events import INDICATOR_CHANGED
 from safecity.fraud.feeds import TextScorer
-from safecity.fraud.tables import Indicator
+from safecity.fraud.models import Indicator
 from safecity.platform import outbox
 from safecity.platform.consumers import register_consumer
 from safecity.platform.errors import Conflict, InvalidInput, PayloadTooLarge

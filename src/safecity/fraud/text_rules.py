@@ -5,7 +5,7 @@ The phrases are the scripts' tell-tale requests, in Chinese and English: move mo
 you, a verification code to pass on, a loan or credit record to "fix". Each phrase
 family has a weight and a reason code; the score is their noisy-or, so a message that
 hits two families scores higher than one that hits one family twice. A trained model
-(``safecity.fraud.models.text_model``) replaces this when configured; the rules stay as
+(``safecity.fraud.ml.text_model``) replaces this when configured; the rules stay as
 its explainable baseline.
 """
 
