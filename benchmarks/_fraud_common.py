@@ -7,7 +7,6 @@ files are read with the standard library.
 
 from __future__ import annotations
 
-import csv
 import importlib.metadata
 import json
 import math
@@ -23,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from _common import machine  # benchmarks/_common.py (run as a script)
+from safecity.fraud.ml import datasets
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -38,41 +38,17 @@ def data_root() -> Path:
 
 def load_sichuan() -> tuple[np.ndarray, np.ndarray, list[str], Any]:
     """Features (NaN = empty cell), labels, feature names, the similarity adjacency (CSR)."""
-    import scipy.sparse as sp
-
-    folder = data_root() / "sichuan-telecom-fraud"
-    with (folder / "sichuan_user_features.csv").open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.reader(fh))
-    header = rows[0]
-    if header[0] != "phone_no_m" or header[-1] != "label":
-        sys.exit(f"unexpected Sichuan header: {header[:2]} … {header[-1:]}")
-    x = np.array([[float(v) if v != "" else np.nan for v in r[1:-1]] for r in rows[1:]])
-    y = np.array([int(float(r[-1])) for r in rows[1:]])
-    adj = sp.load_npz(folder / "sichuan_user_similarity_adj.npz")
-    return x, y, header[1:-1], adj
+    return datasets.load_sichuan(data_root())
 
 
 def load_phishing() -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Indicators (-1/0/1) and labels with phishing = 1 (the file's ``Result == -1``)."""
-    path = data_root() / "uci-phishing-websites" / "phishing_websites.csv"
-    with path.open(encoding="utf-8", newline="") as fh:
-        rows = list(csv.reader(fh))
-    data = np.array(rows[1:], dtype=float)
-    return data[:, :-1], (data[:, -1] == -1).astype(int), rows[0][:-1]
+    return datasets.load_phishing(data_root())
 
 
 def load_sms() -> tuple[list[str], np.ndarray]:
     """Texts and labels with spam = 1 (``label<TAB>text`` lines, no quoting)."""
-    path = data_root() / "uci-sms-spam-collection" / "SMSSpamCollection.tsv"
-    texts: list[str] = []
-    labels: list[int] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        label, text = line.split("\t", 1)
-        texts.append(text)
-        labels.append(1 if label == "spam" else 0)
-    return texts, np.array(labels)
+    return datasets.load_sms(data_root())
 
 
 def versions() -> dict[str, str]:

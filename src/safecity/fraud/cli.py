@@ -1,7 +1,9 @@
-"""``safecity fraud sim | feeds | …``: the anti-fraud early-warning commands.
+"""``safecity fraud sim | train | score | eval | feeds | feed``: anti-fraud commands.
 
 ``sim`` races the engine against the first transfer on the seeded replay simulator and
-prints the figures (and writes them as JSON with ``--output``). Errors end as one line
+prints the figures (and writes them as JSON with ``--output``); ``train`` / ``score`` /
+``eval`` work the classifiers in :mod:`safecity.fraud.ml`; ``feed`` plays the demo's
+scam against a running platform. Errors end as one line
 on stderr and a non-zero exit (``safecity.cli.main``).
 """
 
@@ -11,6 +13,7 @@ import dataclasses
 import json
 import platform
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -161,3 +164,161 @@ def feed_cmd(
             log=lambda line: out.print(line, markup=False, highlight=False),
         )
     out.print(f"played {rounds} round(s)")
+
+
+KIND_NAMES = {"number": "scam-number", "site": "phishing-site", "text": "scam-text"}
+
+
+def _read_training(
+    kind: str, data: Path, label: str, ids: str | None
+) -> tuple[Any, Any, list[str]]:
+    from safecity.fraud.ml import datasets
+
+    if kind == "text":
+        texts, labels = datasets.read_text_file(data)
+        return texts, labels, []
+    x, y, names, _ = datasets.read_table(data, label=label, ids=ids)
+    return x, y, names
+
+
+@app.command()
+def train(
+    kind: str = typer.Option(..., "--kind", help="number | site | text"),
+    data: Path = typer.Option(
+        ..., "--data", help="CSV with a label column (text: label<TAB>text)."
+    ),
+    out_dir: Path = typer.Option(..., "--out", help="Artifact folder to write."),
+    label: str = typer.Option("label", help="Label column of the CSV (1 = scam)."),
+    ids: str | None = typer.Option(
+        None, "--id-column", help="A column that is an id, not a feature."
+    ),
+    seed: int = typer.Option(0, help="Random seed."),
+) -> None:
+    """Train a scam-number, phishing-site or scam-text model and save it as an artifact."""
+    from safecity.fraud.ml import store
+    from safecity.fraud.ml.number_model import train_number_model
+    from safecity.fraud.ml.site_model import train_site_model
+    from safecity.fraud.ml.text_model import train_text_model
+
+    if kind not in KIND_NAMES:
+        raise InvalidInput(f"--kind must be one of {', '.join(KIND_NAMES)}")
+    x, y, names = _read_training(kind, data, label, ids)
+    if len(set(y.tolist())) != 2:
+        raise InvalidInput("the labels must contain both classes (0 and 1)")
+    with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=out) as bar:
+        bar.add_task(f"training a {KIND_NAMES[kind]} model on {len(y):,} rows", total=None)
+        model: Any
+        if kind == "number":
+            model = train_number_model(x, y, names, seed=seed)
+        elif kind == "site":
+            model = train_site_model(x, y, names, seed=seed)
+        else:
+            model = train_text_model(x, y, seed=seed)
+    path = store.save_model(
+        model, out_dir, training_data=f"{data.name}: {len(y)} rows, {int(y.sum())} positive"
+    )
+    out.print(f"{KIND_NAMES[kind]} model → {path}", markup=False, highlight=False)
+
+
+@app.command()
+def score(
+    model_dir: Path = typer.Option(..., "--model", help="Artifact folder (from `fraud train`)."),
+    data: Path = typer.Option(..., "--data", help="CSV of features (text: one text per line)."),
+    ids: str | None = typer.Option(
+        None, "--id-column", help="A column that is an id, not a feature."
+    ),
+    top: int = typer.Option(3, min=1, max=10, help="Reason codes per row."),
+    limit: int = typer.Option(20, min=1, help="Rows to print (highest scores first)."),
+) -> None:
+    """Score rows with a trained model: probability, verdict at its threshold, reason codes."""
+    from safecity.fraud.ml import datasets, store
+
+    model: Any = store.load_model(model_dir)
+    rows: list[tuple[str, float, list[Any]]] = []
+    if model.kind == "scam-text":
+        if not data.is_file():
+            raise InvalidInput(f"{data} does not exist")
+        texts = [t for t in data.read_text(encoding="utf-8").splitlines() if t.strip()]
+        if not texts:
+            raise InvalidInput(f"{data} has no text lines")
+        probs = model.predict_proba(texts)
+        rows = [
+            (t[:40], float(p), model.reason_codes(t, top=top))
+            for t, p in zip(texts, probs, strict=True)
+        ]
+    else:
+        header = datasets.read_header(data)
+        label = "label" if "label" in header else None  # a labelled file scores as well
+        x, _, names, row_ids = datasets.read_table(data, label=label, ids=ids)
+        records = [dict(zip(names, map(float, r), strict=True)) for r in x]
+        probs = model.predict_proba(records)
+        rows = [
+            (rid, float(p), model.reason_codes(rec, top=top))
+            for rid, p, rec in zip(row_ids, probs, records, strict=True)
+        ]
+    rows.sort(key=lambda r: -r[1])
+    table = Table(
+        title=f"{model.kind} scores (threshold {model.threshold:.3f}), {len(rows):,} rows"
+    )
+    for col in ("row", "score", "verdict", "reasons"):
+        table.add_column(col)
+    for rid, p, reasons in rows[:limit]:
+        why = ", ".join(f"{r.feature} {r.contribution:+.2f}" for r in reasons)
+        table.add_row(rid, f"{p:.3f}", "scam" if p >= model.threshold else "", why)
+    out.print(table)
+
+
+@app.command("eval")
+def eval_cmd(
+    dataset: str = typer.Option(..., "--dataset", help="sichuan | phishing | sms"),
+    data_root: Path | None = typer.Option(None, "--data-root", help="Folder of the public sets."),
+    seed: int = typer.Option(0, help="Seed of the stratified 70/30 split."),
+) -> None:
+    """Train on 70 % of a public set and report AUC, recall at 1 %/5 % FPR and F1 on the rest
+    (the full protocols are in benchmarks/fraud_*.py)."""
+    import numpy as np
+    from sklearn.model_selection import train_test_split  # type: ignore[import-untyped]
+
+    from safecity.fraud.ml import datasets, metrics
+    from safecity.fraud.ml.number_model import train_number_model
+    from safecity.fraud.ml.site_model import train_site_model
+    from safecity.fraud.ml.text_model import train_text_model
+
+    if dataset not in datasets.DATASETS:
+        raise InvalidInput(f"--dataset must be one of {', '.join(datasets.DATASETS)}")
+    with Progress(TextColumn("{task.description}"), TimeElapsedColumn(), console=out) as bar:
+        bar.add_task(f"{dataset}: loading, training, scoring", total=None)
+        if dataset == "sms":
+            texts, y = datasets.load_sms(data_root)
+            idx = np.arange(len(texts))
+            tr, te = train_test_split(idx, test_size=0.3, stratify=y, random_state=seed)
+            text_model = train_text_model([texts[i] for i in tr], y[tr], seed=seed)
+            scores = text_model.predict_proba([texts[i] for i in te])
+            threshold = text_model.threshold
+        else:
+            if dataset == "sichuan":
+                x, y, names, _ = datasets.load_sichuan(data_root)
+                trainer: Any = train_number_model
+            else:
+                x, y, names = datasets.load_phishing(data_root)
+                trainer = train_site_model
+            tr, te = train_test_split(
+                np.arange(len(y)), test_size=0.3, stratify=y, random_state=seed
+            )
+            model = trainer(x[tr], y[tr], names, seed=seed)
+            scores = model.predict_proba(x[te])
+            threshold = model.threshold
+        figures = metrics.summary(y[te], scores, threshold)
+    table = Table(title=f"{dataset}: 70/30 stratified split, seed {seed}, {len(te):,} test rows")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key in (
+        "roc_auc",
+        "average_precision",
+        "recall_at_1pct_fpr",
+        "recall_at_5pct_fpr",
+        "f1",
+        "accuracy",
+    ):
+        table.add_row(key, f"{figures[key]:.4f}")
+    out.print(table)
