@@ -9,7 +9,7 @@ import pytest
 
 from safecity.fraud import feeds
 from safecity.fraud.engine import FraudEngine
-from safecity.fraud.identifiers import Pseudonymiser
+from safecity.fraud.identifiers import Pseudonymiser, unseal
 from safecity.platform.errors import InvalidInput
 
 P = Pseudonymiser(b"k" * 32)
@@ -176,6 +176,8 @@ def test_a_reported_bulk_caller_with_a_new_sim_is_proposed_for_blocking_once() -
     proposals = [d for d in stream.decisions if d.action == "block_number"]
     assert len(proposals) == 1
     assert proposals[0].subject == P.of("phone", SCAMMER)
+    assert proposals[0].sealed is not None
+    assert unseal(P, "phone", proposals[0].sealed) == "+8617012345678"  # for the reviewer
     assert "REPORTED_MANY" in proposals[0].reasons
 
 

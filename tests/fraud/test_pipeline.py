@@ -230,3 +230,32 @@ def test_the_jobs_expire_entries_and_stale_actions(runtime: Runtime, city: City)
         assert indicators.expire_due(session=s, now=utcnow() + td(hours=1)) == 1
         assert indicators.active_pseudonyms(session=s) == []
     assert fraud_jobs.expire_indicators.__doc__
+
+
+def test_an_engine_block_proposal_reaches_the_reviewer_with_the_number(
+    runtime: Runtime, city: City, deliver: Deliver
+) -> None:
+    reports = [
+        {"id": f"r{i}", "identifiers": [{"kind": "phone", "value": SCAMMER}], "reported_at": at(0)}
+        for i in range(3)
+    ]
+    ingest(runtime, "report", reports)
+    calls = []
+    for i in range(45):
+        record = {
+            "id": f"bulk-{i}",
+            "caller": SCAMMER,
+            "callee": f"1380013{i:04d}",
+            "started_at": at(1 + i),
+            "caller_sim_activated_on": (T0 - timedelta(days=1)).date().isoformat(),
+            "caller_id_type": "spoofed_suspect",
+        }
+        calls += [record, {**record, "ended_at": at(1 + i + 0.1)}]
+    ingest(runtime, "call", calls)
+    deliver()
+    with runtime.sessions() as s:
+        proposal = s.scalars(select(Action).where(Action.action == "block_number")).one()
+        entries = indicators.list_indicators(session=s, principal=reviewer(city), state="proposed")
+    assert [(e.kind, e.value, e.source) for e in entries] == [("phone", "+8617012345678", "model")]
+    assert proposal.indicator_id == entries[0].id
+    assert "REPORTED_MANY" in entries[0].reasons

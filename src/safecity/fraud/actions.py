@@ -7,8 +7,8 @@ warn            the anti-fraud centre's app/SMS gateway        5 min   the city 
 callback        an operator of the centre calls the person    15 min   the city centre
 visit           officers of the station where the person is   30 min   the station (+ alert)
 stop_pay        the bank holds the transfer                    5 min   the city centre
-block_number    a reviewer lists it (needs the plain number)  24 h     the city centre
-block_domain    a reviewer lists it (needs the plain domain)  24 h     the city centre
+block_number    a reviewer approves the proposed entry        24 h     the city centre
+block_domain    a reviewer approves the proposed entry        24 h     the city centre
 =============== ============================================= ======== =====================
 
 A visit also raises an alert at the station (category ``fraud_victim_visit``), so it
@@ -30,15 +30,17 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from safecity.alerts import service as alerts
+from safecity.fraud import indicators
 from safecity.fraud.engine import Decision
 from safecity.fraud.events import ACTION_OPENED, SOURCE
+from safecity.fraud.identifiers import unseal
 from safecity.fraud.models import ACTIONS, OUTCOMES, Action
 from safecity.fraud.scoring import RULES_VERSION
 from safecity.fraud.workflow import ACTION
 from safecity.orgs import service as orgs
 from safecity.platform import geo, outbox, workflow
 from safecity.platform.db import utcnow
-from safecity.platform.errors import InvalidInput
+from safecity.platform.errors import Conflict, InvalidInput
 from safecity.security import audit, rbac
 from safecity.security.rbac import Principal
 
@@ -60,6 +62,35 @@ def _city(session: Session) -> str:
     if not cities:
         raise InvalidInput("no city organisation yet: create the city first")
     return cities[0].id
+
+
+BLOCKS = {"block_number": "phone", "block_domain": "domain"}
+
+
+def _propose(session: Session, decision: Decision) -> str | None:
+    """A block-list proposal for a reviewer, named by the identifier sealed at intake;
+    an identifier already on the list is not proposed again (its entry is returned)."""
+    kind = BLOCKS[decision.action]
+    pseudonyms = indicators.pseudonymiser(session)
+    value = unseal(pseudonyms, kind, decision.sealed or "")
+    if pseudonyms.of_normalised(kind, value) != decision.subject:
+        raise InvalidInput("a sealed identifier does not match its pseudonym")
+    reasons = ", ".join(decision.reasons)
+    try:
+        entry = indicators.add(
+            session=session,
+            principal=audit.SYSTEM,
+            kind=kind,
+            value=value,
+            source="model",
+            evidence=f"engine rules {RULES_VERSION}: score {decision.score:.2f} ({reasons})",
+            confidence=min(1.0, max(0.01, decision.score)),
+            reasons=list(decision.reasons),
+        )
+    except Conflict as exc:
+        existing = exc.extra.get("indicator_id")
+        return str(existing) if existing else None
+    return entry.id
 
 
 def _existing(session: Session, decision: Decision) -> Action | None:
@@ -129,6 +160,8 @@ def record(
                 },
             )
             action.alert_id = alert.id
+        if decision.action in BLOCKS and decision.sealed:
+            action.indicator_id = _propose(session, decision)
         audit.record(
             session,
             principal=audit.SYSTEM,

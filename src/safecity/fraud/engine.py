@@ -85,6 +85,7 @@ class Decision:
     lat: float | None = None
     lng: float | None = None
     amount_cents: int | None = None
+    sealed: str | None = None  # block proposals: the identifier, sealed for the reviewer
 
 
 @dataclass
@@ -118,6 +119,7 @@ class FraudEngine:
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._live: list[tuple[float, str, str]] = []  # (due, callee, record id)
         self._domain_senders: dict[str, set[str]] = {}
+        self._domain_sealed: dict[str, str] = {}
         self._proposed: set[str] = set()
         self.watermark = 0.0
 
@@ -277,8 +279,21 @@ class FraudEngine:
             and identifier not in self._proposed
         ):
             self._proposed.add(identifier)
+            if kind == "number":
+                state = self.numbers.get(identifier)
+                sealed = state.sealed if state is not None else None
+            else:
+                sealed = self._domain_sealed.get(identifier)
             out.append(
-                Decision(f"block_{kind}", identifier, t, score.value, score.top_reasons, record_id)
+                Decision(
+                    f"block_{kind}",
+                    identifier,
+                    t,
+                    score.value,
+                    score.top_reasons,
+                    record_id,
+                    sealed=sealed,
+                )
             )
 
     # ------------------------------------------------------------ handlers
@@ -326,6 +341,7 @@ class FraudEngine:
     ) -> None:
         state = self._number_state(caller, t)
         state.kind = str(p.get("caller_kind") or state.kind)
+        state.sealed = p.get("caller_sealed") or state.sealed
         if p.get("caller_sim_age_days") is not None:
             state.sim_age_days = int(p["caller_sim_age_days"])
         if p.get("caller_id_type") in RISKY_CALLER_IDS:
@@ -351,7 +367,10 @@ class FraudEngine:
         text_score = p.get("text_score")
         state = self._number_state(sender, t)
         state.sms_out(t, recipient, text_score)
+        state.sealed = p.get("sender_sealed") or state.sealed
         domains: list[str] = list(p.get("domains") or [])
+        for domain, sealed in zip(domains, p.get("domains_sealed") or [], strict=False):
+            self._domain_sealed[domain] = sealed
         if domains:
             state.contacts.append((t, recipient, "sms", 0.0))
         s = self._number(sender, t, out=out, record_id=record_id)

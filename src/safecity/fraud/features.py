@@ -45,6 +45,7 @@ class NumberState:
     max_text_score: float = 0.0
     last_seen: float = 0.0
     suspect: bool = False
+    sealed: str | None = None  # the number itself, sealed (see identifiers.seal)
     # answered calls ≥ 1 min and SMS with links, newest last: (time, person, code, length)
     contacts: deque[tuple[float, str, str, float]] = field(
         default_factory=lambda: deque(maxlen=CONTACTS_KEPT)

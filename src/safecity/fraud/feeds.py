@@ -21,8 +21,11 @@ confirmed  cases domain: identifiers a case confirmed   fraud.identifier.     18
 
 Intake (:func:`to_event`) normalises every identifier (E.164 phones, upper-case accounts,
 IDNA domains) and replaces it with its keyed pseudonym, so nothing on the bus or in the
-engine names a person. SMS text never leaves intake: a consenting user's text is scored
-there and only the score and its reason codes travel on. Every event carries its purpose
+engine names a person. Callers, SMS senders and linked domains — the suspect side — also
+travel sealed (AES-GCM, key outside the database), so that a block proposal the engine
+makes can name the number or site to its reviewer; callees and payers never do. SMS
+text never leaves intake: a consenting user's text is scored there and only the score
+and its reason codes travel on. Every event carries its purpose
 (``fraud_prevention``) and retention period.
 """
 
@@ -36,7 +39,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from safecity.fraud.identifiers import Pseudonymiser, normalise_domain
+from safecity.fraud.identifiers import Pseudonymiser, normalise_domain, seal
 from safecity.fraud.phones import normalise_phone
 from safecity.platform.errors import InvalidInput
 from safecity.platform.events import register_event_type
@@ -175,9 +178,11 @@ def _schema(required: list[str], **props: Any) -> dict[str, Any]:
 
 
 _CELL = {"type": ["number", "null"]}
+_SEALED = {"type": "string", "maxLength": 200}
 CALL_SCHEMA = _schema(
     ["caller", "callee", "started_at", "caller_kind", "caller_id_type"],
     caller=_PSEUDO,
+    caller_sealed=_SEALED,
     callee=_PSEUDO,
     started_at=_TIME,
     duration_s={"type": ["number", "null"], "minimum": 0},
@@ -191,6 +196,8 @@ CALL_SCHEMA = _schema(
 SMS_SCHEMA = _schema(
     ["sender", "recipient", "domains", "text_score", "text_reasons"],
     sender=_PSEUDO,
+    sender_sealed=_SEALED,
+    domains_sealed={"type": "array", "items": _SEALED, "maxItems": 10},
     recipient=_PSEUDO,
     domains={"type": "array", "items": _PSEUDO, "maxItems": 10},
     text_score={"type": ["number", "null"], "minimum": 0, "maximum": 1},
@@ -275,13 +282,15 @@ def to_event(
         reasons: list[str] = []
         if record.text and record.consent and text_scorer is not None:
             score, reasons = text_scorer(record.text)
+        sender = normalise_phone(record.sender).e164
+        domains = [normalise_domain(u) for u in record.urls]
         return SMS_SENT, {
             **_common(feed, record, record.sent_at),
-            "sender": pseudonyms.of("phone", record.sender),
+            "sender": pseudonyms.of_normalised("phone", sender),
+            "sender_sealed": seal(pseudonyms, "phone", sender),
             "recipient": pseudonyms.of("phone", record.recipient),
-            "domains": [
-                pseudonyms.of_normalised("domain", normalise_domain(u)) for u in record.urls
-            ],
+            "domains": [pseudonyms.of_normalised("domain", d) for d in domains],
+            "domains_sealed": [seal(pseudonyms, "domain", d) for d in domains],
             "text_score": score,
             "text_reasons": reasons,
         }
@@ -331,6 +340,7 @@ def _call_event(record: CallRecord, pseudonyms: Pseudonymiser) -> tuple[str, dic
     payload = {
         **_common("call", record, event_time),
         "caller": pseudonyms.of_normalised("phone", caller.e164),
+        "caller_sealed": seal(pseudonyms, "phone", caller.e164),
         "callee": pseudonyms.of("phone", record.callee),
         "started_at": _iso(record.started_at),
         "duration_s": duration,

@@ -11,12 +11,17 @@ the only place it lives.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import os
 import re
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from safecity.fraud.phones import normalise_phone
 from safecity.platform.errors import InvalidInput
@@ -86,6 +91,30 @@ class Pseudonymiser:
     def of(self, kind: str, raw: str) -> str:
         """The pseudonym of a raw identifier (normalised first; InvalidInput if bad)."""
         return self.of_normalised(kind, normalise(kind, raw))
+
+
+def _seal_key(key: bytes) -> bytes:
+    return hmac.new(key, b"safecity-fraud-seal-v1", hashlib.sha256).digest()
+
+
+def seal(pseudonyms: Pseudonymiser, kind: str, value: str) -> str:
+    """A sealed copy of a *suspect's* normalised identifier (AES-256-GCM under a key
+    derived from the pseudonym key, bound to its kind): carried with caller and sender
+    pseudonyms only, so that a block proposal can name the number for the reviewer.
+    Victims' identifiers are never sealed."""
+    nonce = os.urandom(12)
+    box = AESGCM(_seal_key(pseudonyms.key)).encrypt(nonce, value.encode(), kind.encode())
+    return base64.urlsafe_b64encode(nonce + box).decode("ascii").rstrip("=")
+
+
+def unseal(pseudonyms: Pseudonymiser, kind: str, sealed: str) -> str:
+    """The identifier in ``sealed``; :class:`InvalidInput` if it was not sealed by this key
+    for this kind."""
+    try:
+        raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+        return AESGCM(_seal_key(pseudonyms.key)).decrypt(raw[:12], raw[12:], kind.encode()).decode()
+    except (InvalidTag, ValueError, UnicodeDecodeError):
+        raise InvalidInput("sealed identifier does not open with this key") from None
 
 
 def is_pseudonym(value: str, kind: str | None = None) -> bool:
