@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     # broker is set ("host:port"); otherwise they are logged and kept in memory.
     display_mqtt: str = Field(default="", description="MQTT broker host:port for displays.")
     display_topic_prefix: str = "safecity/displays"
+    fraud_number_model: Path | None = Field(
+        default=None,
+        description="Scam-number model artifact the fraud engine uses beside its rules.",
+    )
+    fraud_text_model: Path | None = Field(
+        default=None, description="Scam-text model artifact for consenting users' SMS (else rules)."
+    )
 
     @property
     def effective_database_url(self) -> str:

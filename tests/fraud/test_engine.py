@@ -197,3 +197,20 @@ def test_a_late_end_record_without_its_start_still_counts() -> None:
     )
     assert stream.actions(P.of("phone", VICTIM))
     assert stream.engine.numbers[P.of("phone", SCAMMER)].calls_per_hour == 1
+
+
+def test_a_trained_model_joins_the_rules_and_is_asked_sparingly() -> None:
+    asked: list[dict[str, float]] = []
+
+    def model(features: dict[str, float]) -> float:
+        asked.append(features)
+        return 0.9 if features["calls_per_hour"] >= 10 else 0.1
+
+    stream = Stream(FraudEngine(model=model))
+    for i in range(40):
+        stream.call(SCAMMER, f"1380013{i:04d}", i * 0.5, 0.1)
+    engine = stream.engine
+    score = engine._number(P.of("phone", SCAMMER), engine.watermark)
+    assert "MODEL" in score.reasons
+    assert 0 < len(asked) <= 40 // 5  # cached between calls, not once per event
+    assert set(asked[0]) >= {"calls_per_hour", "sim_age_days", "short_call_share"}

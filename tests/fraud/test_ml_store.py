@@ -121,3 +121,28 @@ def test_payload_with_matching_hash_but_garbage_is_refused(tmp_path: Path) -> No
     _edit_meta(path, payload_sha256=hashlib.sha256(garbage).hexdigest())
     with pytest.raises(InvalidInput, match="cannot be read"):
         store.load_model(path)
+
+
+def test_artifacts_plug_into_the_engine_and_intake(tmp_path: Path) -> None:
+    import numpy as np
+
+    from safecity.fraud.ml.number_model import train_number_model
+    from safecity.fraud.ml.store import number_scorer, save_model, text_scorer
+    from safecity.fraud.ml.text_model import train_text_model
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 2))
+    y = (x[:, 0] > 0.3).astype(int)
+    save_model(
+        train_number_model(x, y, ["calls_per_hour", "reports"]), tmp_path / "n", training_data="t"
+    )
+    probability = number_scorer(tmp_path / "n")({"calls_per_hour": 3.0, "reports": 0.0})
+    assert 0.5 < probability <= 1.0
+    texts = ["转入安全账户", "刷单返利", "晚饭吃什么", "明天开会"] * 10
+    save_model(train_text_model(texts, [1, 1, 0, 0] * 10), tmp_path / "t", training_data="t")
+    value, reasons = text_scorer(tmp_path / "t")("请立即转入安全账户")
+    assert value > 0.5
+    assert reasons
+    assert all(r.startswith("TEXT:") for r in reasons)
+    with pytest.raises(InvalidInput, match="scam-text"):
+        text_scorer(tmp_path / "n")

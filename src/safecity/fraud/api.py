@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import PlainTextResponse
 
-from safecity.fraud import actions, dashboard, feeds, indicators, pipeline, text_rules
+from safecity.fraud import actions, dashboard, feeds, indicators, pipeline
 from safecity.fraud.schemas import (
     ActionCloseIn,
     ActionRead,
@@ -66,7 +66,10 @@ def ingest(
     principal: Ingester, session: DbSession, feed: FeedName, body: FeedBatch
 ) -> FeedAccepted:
     count = pipeline.ingest(
-        session=session, feed=feed, records=body.records, text_scorer=text_rules.score_text
+        session=session,
+        feed=feed,
+        records=body.records,
+        text_scorer=pipeline.configured_text_scorer(session),
     )
     return FeedAccepted(feed=feed, accepted=count)
 

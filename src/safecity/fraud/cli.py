@@ -21,6 +21,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from safecity.fraud import evaluate, feeds
+from safecity.fraud.engine import FraudEngine
+from safecity.fraud.ml.store import number_scorer
 from safecity.fraud.sim import SimConfig
 from safecity.platform.errors import InvalidInput
 
@@ -45,6 +47,12 @@ def sim(
     seed: int = typer.Option(7, help="Random seed (same seed, same stream)."),
     flag_share: float = typer.Option(0.6, help="Share of scam-site visits operators flag."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the figures as JSON."),
+    model: Path | None = typer.Option(
+        None, "--model", help="A scam-number model (`fraud train --kind number`) beside the rules."
+    ),
+    export_numbers: Path | None = typer.Option(
+        None, "--export-numbers", help="Write callers' labelled rolling features as CSV."
+    ),
 ) -> None:
     """Race the engine against each scam's first transfer on a simulated city."""
     if citizens < 100 or hours <= 0 or episodes < 1 or episodes > citizens // 2:
@@ -52,6 +60,8 @@ def sim(
     if not 0.0 <= flag_share <= 1.0:
         raise InvalidInput("--flag-share must be between 0 and 1")
     _check_output(output)
+    _check_output(export_numbers)
+    engine = FraudEngine(model=number_scorer(model) if model is not None else None)
     config = SimConfig.for_city(
         citizens, seed=seed, hours=hours, episodes=episodes, flag_share=flag_share
     )
@@ -63,7 +73,12 @@ def sim(
         console=out,
     ) as bar:
         task = bar.add_task("replaying", total=None)
-        result = evaluate.run(config, progress=lambda n: bar.update(task, completed=n))
+        result = evaluate.run(
+            config,
+            engine=engine,
+            progress=lambda n: bar.update(task, completed=n),
+            export_numbers=export_numbers,
+        )
     table = Table(
         title=f"fraud race, seed {seed}: {result.events:,} events, {result.episodes} scams"
     )
@@ -96,6 +111,8 @@ def sim(
     for row in rows:
         table.add_row(*row)
     out.print(table)
+    if export_numbers is not None:
+        out.print(f"callers' features → {export_numbers}", markup=False, highlight=False)
     if output is not None:
         data = {
             **dataclasses.asdict(result),

@@ -68,6 +68,9 @@ VICTIM_WINDOW = 72 * HOUR
 TIER_RESET = 48 * HOUR
 DEDUP_SIZE = 500_000
 DOMAIN_SUSPECT_SENDERS = 3
+MODEL_MIN_CALLS = 10
+MODEL_EVERY_CALLS = 10
+MODEL_EVERY_S = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,7 @@ class FraudEngine:
         self._domain_senders: dict[str, set[str]] = {}
         self._domain_sealed: dict[str, str] = {}
         self._proposed: set[str] = set()
+        self._model_cache: dict[str, tuple[float, int, float]] = {}
         self.watermark = 0.0
 
     # ------------------------------------------------------------ block list
@@ -200,11 +204,34 @@ class FraudEngine:
             listed = number in self.listed
             return Score(1.0 if listed else 0.0, ("LISTED",) if listed else ())
         state.reports = self.reported.get(number, 0)
-        score = number_score(state, listed=number in self.listed, now=t, model=self.model)
+        score = number_score(
+            state,
+            listed=number in self.listed,
+            now=t,
+            model_probability=self._model_probability(number, state, t),
+        )
         if score.value >= SUSPECT and not state.suspect and out is not None:
             state.suspect = True
             self._look_back(number, state, score, t, record_id, out)
         return score
+
+    def _model_probability(self, number: str, state: NumberState, t: float) -> float | None:
+        """The trained number model's probability, re-computed only when the number has
+        placed :data:`MODEL_EVERY_CALLS` more calls or :data:`MODEL_EVERY_S` passed (a
+        model call costs more than all the rules together)."""
+        if self.model is None or len(state.calls_1h) + len(state.ended) < MODEL_MIN_CALLS:
+            return None
+        calls = len(state.callees_24h) + len(state.ended)
+        cached = self._model_cache.get(number)
+        if (
+            cached is not None
+            and calls - cached[1] < MODEL_EVERY_CALLS
+            and t - cached[0] < MODEL_EVERY_S
+        ):
+            return cached[2]
+        probability = float(self.model(state.vector(t)))
+        self._model_cache[number] = (t, calls, probability)
+        return probability
 
     def _look_back(
         self,

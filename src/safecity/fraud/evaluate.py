@@ -19,19 +19,24 @@ time and scores the decisions against the simulator's ground truth:
 
 from __future__ import annotations
 
+import csv
 import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from safecity.fraud import feeds
 from safecity.fraud.engine import Decision, FraudEngine
 from safecity.fraud.identifiers import Pseudonymiser
 from safecity.fraud.sim import SCRIPTS, CitySim, SimConfig
+from safecity.platform.errors import InvalidInput
 
 WARNINGS = frozenset({"warn", "callback", "visit"})
+EXPORT_EVERY = 5
 EVAL_KEY = b"safecity-fraud-evaluation-key-32b"
 
 
@@ -71,13 +76,20 @@ def run(
     *,
     engine: FraudEngine | None = None,
     progress: Callable[[int], None] | None = None,
+    export_numbers: Path | None = None,
 ) -> EvalResult:
+    """Replay ``config``'s city through intake and ``engine``; with ``export_numbers``,
+    also write a labelled CSV of callers' rolling features (every
+    :data:`EXPORT_EVERY`-th call of each number; label 1 = a scam operation's number) —
+    the training file of ``safecity fraud train --kind number``."""
     sim = CitySim(config)
     pseudonyms = Pseudonymiser(EVAL_KEY)
     engine = engine or FraudEngine()
     decisions: list[Decision] = []
     intake_s = engine_s = 0.0
     events = 0
+    rows: list[dict[str, float]] = []
+    scam: set[str] | None = None
     for _, feed, raw in sim.records():
         t0 = time.perf_counter()
         record = feeds.parse_record(feed, raw)
@@ -87,9 +99,33 @@ def run(
         engine_s += time.perf_counter() - t1
         intake_s += t1 - t0
         events += 1
+        if export_numbers is not None and event_type == feeds.CALL_STARTED:
+            if scam is None:
+                scam = {pseudonyms.of("phone", n) for n in sim.scam_numbers}
+            state = engine.numbers.get(payload["caller"])
+            if state is not None and len(state.calls_1h) % EXPORT_EVERY == 1:
+                when = feeds_time(payload)
+                rows.append({**state.vector(when), "label": float(payload["caller"] in scam)})
         if progress is not None and events % 10_000 == 0:
             progress(events)
+    if export_numbers is not None:
+        _write_rows(export_numbers, rows)
     return _score(sim, pseudonyms, decisions, events, engine_s, intake_s, config)
+
+
+def feeds_time(payload: dict[str, Any]) -> float:
+    return datetime.fromisoformat(payload["time"]).timestamp()
+
+
+def _write_rows(path: Path, rows: list[dict[str, float]]) -> None:
+    if not rows:
+        raise InvalidInput("no calls to export")
+    columns = list(rows[0])
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([int(row[c]) if c == "label" else round(row[c], 4) for c in columns])
 
 
 def _score(

@@ -24,15 +24,17 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from safecity.fraud import actions, feeds, indicators
+from safecity.fraud import actions, feeds, indicators, text_rules
 from safecity.fraud.engine import Decision, FraudEngine
 from safecity.fraud.events import INDICATOR_CHANGED
 from safecity.fraud.feeds import TextScorer
+from safecity.fraud.ml.store import number_scorer, text_scorer
 from safecity.fraud.models import Indicator
 from safecity.platform import outbox
 from safecity.platform.consumers import register_consumer
 from safecity.platform.errors import Conflict, InvalidInput, PayloadTooLarge
 from safecity.platform.events import Envelope
+from safecity.platform.runtime import settings_for
 from safecity.security import audit
 
 CONSUMER = "fraud.engine"
@@ -103,6 +105,20 @@ def _list_confirmed(session: Session, record: feeds.ConfirmedIdentifier) -> None
             )
 
 
+_TEXT_SCORERS: dict[str, TextScorer] = {}
+
+
+def configured_text_scorer(session: Session) -> TextScorer:
+    """The SMS-text scorer intake uses: the configured model, else the phrase rules."""
+    path = settings_for(session).fraud_text_model
+    if path is None:
+        return text_rules.score_text
+    key = str(path)
+    if key not in _TEXT_SCORERS:
+        _TEXT_SCORERS[key] = text_scorer(path)
+    return _TEXT_SCORERS[key]
+
+
 class EngineHost:
     """The process's engine, loaded with the block list on first use."""
 
@@ -122,6 +138,9 @@ class EngineHost:
         with self.lock:
             if not self.loaded:
                 self.engine.list_identifiers(indicators.active_pseudonyms(session=session))
+                model = settings_for(session).fraud_number_model
+                if model is not None:
+                    self.engine.model = number_scorer(model)
                 self.loaded = True
             if envelope.type == INDICATOR_CHANGED:
                 self._indicator_changed(envelope.payload)

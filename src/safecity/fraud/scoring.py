@@ -76,6 +76,7 @@ TRANSFER_SIGNALS: dict[str, float] = {
 }
 
 NumberModel = Callable[[dict[str, float]], float]
+MODEL_WEIGHT = 0.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,13 +151,13 @@ def capped_or(signals: Iterable[tuple[str, float]], group: frozenset[str], cap: 
 
 
 def number_score(
-    state: NumberState, *, listed: bool, now: float, model: NumberModel | None = None
+    state: NumberState, *, listed: bool, now: float, model_probability: float | None = None
 ) -> Score:
+    """The scam-number score; a trained model's probability (when one is configured)
+    joins the rules as the ``MODEL`` signal."""
     signals = number_signals(state, listed=listed, now=now)
-    if model is not None and not listed:
-        probability = model(state.vector(now))
-        if probability >= 0.5:
-            signals.append(("MODEL", probability * 0.8))
+    if model_probability is not None and model_probability >= 0.5 and not listed:
+        signals.append(("MODEL", model_probability * MODEL_WEIGHT))
     return capped_or(signals, BULK, BULK_CAP)
 
 

@@ -15,7 +15,7 @@ import hashlib
 import importlib.metadata
 import json
 import platform
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -124,3 +124,29 @@ def load_model(directory: str | Path, *, kind: str | None = None) -> Model:
         return cls.from_payload(payload, meta.get("config", {}), float(meta["threshold"]))
     except (KeyError, TypeError, ValueError, lgb.basic.LightGBMError) as exc:
         raise InvalidInput(f"model artifact {directory} cannot be read: {exc}") from exc
+
+
+def number_scorer(directory: str | Path) -> Callable[[Mapping[str, float]], float]:
+    """A scam-number artifact as the engine's model signal: features → probability."""
+    model = load_model(directory, kind="scam-number")
+    if not isinstance(model, NumberModel):
+        raise InvalidInput(f"model at {directory} is not a scam-number model")
+
+    def probability(features: Mapping[str, float]) -> float:
+        return float(model.predict_proba([dict(features)])[0])
+
+    return probability
+
+
+def text_scorer(directory: str | Path) -> Callable[[str], tuple[float, list[str]]]:
+    """A scam-text artifact as intake's SMS scorer: text → (probability, reason codes)."""
+    model = load_model(directory, kind="scam-text")
+    if not isinstance(model, TextModel):
+        raise InvalidInput(f"model at {directory} is not a scam-text model")
+
+    def score(text: str) -> tuple[float, list[str]]:
+        probability = float(model.predict_proba([text])[0])
+        reasons = [f"TEXT:{r.feature}"[:40] for r in model.reason_codes(text, top=3)]
+        return probability, reasons
+
+    return score
