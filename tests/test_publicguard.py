@@ -182,11 +182,13 @@ def test_walk_reads_endless_streams_for_a_moment_only(runtime: Runtime) -> None:
     # the app's first request builds its middleware stack and first connection: not timed
     (warm,) = fetch(app, "/healthz", timeout=10)
     assert warm.status == 200
-    (hop,) = fetch(app, "/public-stream/quiet", timeout=0.5)
+    # the reading window is generous (a loaded 2-core CI machine answered the first byte
+    # after 0.6 s); what is tested is that an endless stream ends at the window
+    (hop,) = fetch(app, "/public-stream/quiet", timeout=2.0)
     assert hop.status == 200
     assert hop.truncated
     assert hop.content.startswith(b": ping")
-    report = walk_public_routes(app, timeout=0.5)
+    report = walk_public_routes(app, timeout=2.0)
     assert "/public-stream/quiet" in report.routes
 
     @app.get("/public-stream/leaky", dependencies=[Depends(public)])
@@ -194,7 +196,7 @@ def test_walk_reads_endless_streams_for_a_moment_only(runtime: Runtime) -> None:
         return StreamingResponse(leaky(), media_type="text/event-stream")
 
     with pytest.raises(AssertionError, match=r"public-stream/leaky.*canary name"):
-        walk_public_routes(app, timeout=0.5)
+        walk_public_routes(app, timeout=2.0)
 
 
 @pytest.mark.db
