@@ -14,6 +14,7 @@ Two sections:
           goal p99 ≤ 1 s at 2,000 events/s. SQLite, and PostgreSQL when reachable.
 
     .venv/bin/python benchmarks/fraud_pipeline.py [--sections race,e2e] [--seeds 7,11,23]
+        [--with-model]   (race again with a number model trained on seed 101's city)
 
 Figures go to ``benchmarks/results/fraud_pipeline.json``.
 """
@@ -67,13 +68,35 @@ def pct(values: list[float], q: float) -> float:
 # ------------------------------------------------------------------ race
 
 
-def race(seeds: list[int], citizens: int, episodes: int) -> dict[str, Any]:
+def train_number_model(citizens: int, episodes: int, seed: int, folder: Path) -> Path:
+    """Export callers' features from a city of another seed and train the number model."""
+    from safecity.fraud.ml.datasets import read_table
+    from safecity.fraud.ml.number_model import train_number_model as train
+    from safecity.fraud.ml.store import save_model
+
+    rows = folder / "numbers.csv"
+    evaluate.run(SimConfig.for_city(citizens, seed=seed, episodes=episodes), export_numbers=rows)
+    x, y, names, _ = read_table(rows)
+    assert y is not None
+    save_model(train(x, y, names, seed=0), folder / "model", training_data=f"sim seed {seed}")
+    return folder / "model"
+
+
+def race(
+    seeds: list[int], citizens: int, episodes: int, model: Path | None = None
+) -> dict[str, Any]:
+    from safecity.fraud.engine import FraudEngine
+    from safecity.fraud.ml.store import number_scorer
+
     runs = []
     with Progress(console=out) as bar:
         for seed in seeds:
             task = bar.add_task(f"race seed {seed}", total=None)
             config = SimConfig.for_city(citizens, seed=seed, episodes=episodes)
-            result = evaluate.run(config, progress=lambda n, t=task: bar.update(t, completed=n))
+            engine = FraudEngine(model=number_scorer(model) if model is not None else None)
+            result = evaluate.run(
+                config, engine=engine, progress=lambda n, t=task: bar.update(t, completed=n)
+            )
             runs.append(dataclasses.asdict(result))
     keys = (
         "warned_before_transfer",
@@ -206,6 +229,11 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--batch", type=int, default=200, help="records per intake transaction")
     ap.add_argument("--no-pg", action="store_true")
+    ap.add_argument(
+        "--with-model",
+        action="store_true",
+        help="race again with a number model trained on another seed's city (seed 101)",
+    )
     args = ap.parse_args()
     sections = set(args.sections.split(","))
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
@@ -225,6 +253,18 @@ def main() -> int:
         table.add_column("figure")
         table.add_column("mean ± sd", justify="right")
         for key, value in s.items():
+            table.add_row(key, f"{value['mean']} ± {value['sd']}")
+        out.print(table)
+    if args.with_model:
+        with tempfile.TemporaryDirectory() as tmp:
+            model = train_number_model(args.citizens, args.episodes, 101, Path(tmp))
+            seeds = [int(s) for s in args.seeds.split(",")]
+            results["race_with_model"] = race(seeds, args.citizens, args.episodes, model)
+            results["race_with_model"]["model_trained_on_seed"] = 101
+        table = Table(title="race with the number model (trained on seed 101)")
+        table.add_column("figure")
+        table.add_column("mean ± sd", justify="right")
+        for key, value in results["race_with_model"]["summary"].items():
             table.add_row(key, f"{value['mean']} ± {value['sd']}")
         out.print(table)
     if "e2e" in sections:
