@@ -8,6 +8,7 @@ in the review list (audited, for reviewers).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -97,6 +98,25 @@ def fraud_dashboard(request: Request, session: DbSession, principal: Reader) -> 
     return _page(request, session, principal)
 
 
+def _act(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    change: Callable[[], object],
+    anchor: str,
+) -> Response:
+    """Apply one change from a form; on a refusal show the page again with the error
+    (nothing was written: the service checks everything before it changes anything)."""
+    try:
+        change()
+    except NotFound:
+        raise
+    except SafeCityError as exc:
+        session.rollback()
+        return _page(request, session, principal, error=exc.status, status_code=exc.status)
+    return RedirectResponse(f"{BASE}#{anchor}", status_code=303)
+
+
 @router.post(BASE + "/actions/{action_id}/close", response_class=HTMLResponse)
 def close_action(
     request: Request,
@@ -106,16 +126,15 @@ def close_action(
     outcome: Annotated[str, Form(max_length=24)] = "",
     notes: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    try:
-        actions.close(
+    return _act(
+        request,
+        session,
+        principal,
+        lambda: actions.close(
             session=session, principal=principal, action_id=action_id, outcome=outcome, notes=notes
-        )
-    except NotFound:
-        raise
-    except SafeCityError as exc:
-        session.rollback()
-        return _page(request, session, principal, error=exc.status, status_code=exc.status)
-    return RedirectResponse(BASE + "#actions", status_code=303)
+        ),
+        "actions",
+    )
 
 
 @router.post(BASE + "/indicators/{indicator_id}/{name}", response_class=HTMLResponse)
@@ -127,13 +146,12 @@ def review_indicator(
     name: TransitionName,
     notes: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
-    try:
-        indicators.transition(
+    return _act(
+        request,
+        session,
+        principal,
+        lambda: indicators.transition(
             session=session, principal=principal, indicator_id=indicator_id, name=name, notes=notes
-        )
-    except NotFound:
-        raise
-    except SafeCityError as exc:
-        session.rollback()
-        return _page(request, session, principal, error=exc.status, status_code=exc.status)
-    return RedirectResponse(BASE + "#review", status_code=303)
+        ),
+        "review",
+    )
