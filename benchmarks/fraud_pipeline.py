@@ -26,6 +26,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import secrets
 import socket
 import statistics
 import sys
@@ -51,6 +52,7 @@ from safecity.fraud.models import Action  # noqa: E402
 from safecity.fraud.sim import CitySim, SimConfig  # noqa: E402
 from safecity.orgs import service as orgs  # noqa: E402
 from safecity.platform.bus_memory import MemoryBus  # noqa: E402
+from safecity.platform.bus_nats import NatsBus  # noqa: E402
 from safecity.platform.consumers import Consumer, registered_consumers  # noqa: E402
 from safecity.platform.db import Base, make_engine, make_session_factory  # noqa: E402
 from safecity.platform.relay import Relay  # noqa: E402
@@ -138,7 +140,9 @@ def _records(citizens: int, needed: int) -> list[tuple[str, dict[str, Any]]]:
     return records
 
 
-async def e2e(url: str, label: str, rate: float, seconds: float, batch: int) -> dict[str, Any]:
+async def e2e(
+    url: str, label: str, rate: float, seconds: float, batch: int, nats_url: str | None = None
+) -> dict[str, Any]:
     engine = make_engine(url)
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
@@ -164,7 +168,12 @@ async def e2e(url: str, label: str, rate: float, seconds: float, batch: int) -> 
         batch_size=spec.batch_size,
         on_committed=committed,
     )
-    bus = MemoryBus(sessions, poll_interval=0.02)
+    prefix = f"FRAUDBENCH{secrets.token_hex(3).upper()}"
+    bus: Any = (
+        MemoryBus(sessions, poll_interval=0.02)
+        if nats_url is None
+        else NatsBus(nats_url, prefix=prefix)
+    )
     stop = asyncio.Event()
     await consumer.start(bus)
     relay = asyncio.create_task(Relay(sessions=sessions, bus=bus, batch_size=1000).run(stop))
@@ -193,12 +202,15 @@ async def e2e(url: str, label: str, rate: float, seconds: float, batch: int) -> 
     total_s = time.perf_counter() - began
     stop.set()
     await relay
+    if nats_url is not None:
+        await bus.delete_stream()
     await bus.close()
     with sessions() as s:
         actions = s.query(Action).count()
     engine.dispose()
     return {
         "database": label,
+        "bus": "NATS JetStream" if nats_url is not None else "in-process (log in the database)",
         "target_rate_per_s": rate,
         "events": total,
         "achieved_intake_rate_per_s": round(total / produce_s, 1),
@@ -276,14 +288,38 @@ def main() -> int:
                 )
             )
         if not args.no_pg and reachable("127.0.0.1", 5432):
-            runs.append(asyncio.run(e2e(PG_URL, "PostgreSQL", args.rate, args.seconds, args.batch)))
+            from bus_throughput import postgres_database
+
+            buses: list[str | None] = [None]
+            if reachable("127.0.0.1", 4222):
+                buses.append("nats://127.0.0.1:4222")
+            for nats_url in buses:
+                db = postgres_database(PG_URL)
+                try:
+                    runs.append(
+                        asyncio.run(
+                            e2e(db.url, "PostgreSQL", args.rate, args.seconds, args.batch, nats_url)
+                        )
+                    )
+                finally:
+                    db.close()
         results["e2e"] = runs
         table = Table(title=f"end to end at {args.rate:,.0f} events/s")
-        for col in ("database", "events", "intake/s", "end-to-end/s", "p50 ms", "p99 ms", "max ms"):
+        for col in (
+            "database",
+            "bus",
+            "events",
+            "intake/s",
+            "end-to-end/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+        ):
             table.add_column(col)
         for r in runs:
             table.add_row(
                 r["database"],
+                r.get("bus", ""),
                 f"{r['events']:,}",
                 f"{r['achieved_intake_rate_per_s']:,}",
                 f"{r['end_to_end_rate_per_s']:,}",
