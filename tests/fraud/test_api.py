@@ -65,6 +65,9 @@ def test_review_export_and_the_public_key(client: TestClient, city: City, make_a
     assert r.json()["state"] == "active"
     listed = client.get("/api/fraud/indicators", headers=analyst.headers).json()
     assert [i["value"] for i in listed] == ["+8617012345678"]
+    one = client.get(f"/api/fraud/indicators/{entry_id}", headers=analyst.headers)
+    assert one.json()["value"] == "+8617012345678"
+    assert client.get("/api/fraud/indicators/nope", headers=analyst.headers).status_code == 404
     assert (
         client.get("/api/fraud/exports/blocklist.csv", headers=analyst.headers).status_code == 403
     )
@@ -130,6 +133,9 @@ def test_dashboard_and_actions_are_read_by_analysts(
         "people_dissuaded",
     }
     assert client.get("/api/fraud/actions", headers=analyst.headers).json() == []
+    missing = client.get("/api/fraud/actions/nope", headers=analyst.headers)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"].startswith("application/problem+json")
     feeds = client.get("/api/fraud/feeds", headers=analyst.headers).json()
     assert set(feeds) == {"call", "sms", "web", "transfer", "report", "confirmed"}
     assert all(f["purpose"] == "fraud_prevention" for f in feeds.values())

@@ -111,6 +111,12 @@ def add_indicator(principal: Reviewer, session: DbSession, body: IndicatorIn) ->
     return IndicatorRead.model_validate(row)
 
 
+@router.get("/indicators/{indicator_id}", response_model=IndicatorRead, summary="One entry")
+def get_indicator(principal: Reader, session: DbSession, indicator_id: RecordId) -> IndicatorRead:
+    row = indicators.read(session=session, principal=principal, indicator_id=indicator_id)
+    return IndicatorRead.model_validate(row)
+
+
 @router.post(
     "/indicators/{indicator_id}/transitions/{name}",
     response_model=IndicatorRead,
@@ -224,6 +230,13 @@ def list_actions(
         session=session, principal=principal, state=state, action=action, limit=limit, offset=offset
     )
     return [ActionRead.model_validate(r) for r in rows]
+
+
+@router.get("/actions/{action_id}", response_model=ActionRead, summary="One action")
+def get_action(principal: Reader, session: DbSession, action_id: RecordId) -> ActionRead:
+    return ActionRead.model_validate(
+        actions.get(session=session, principal=principal, action_id=action_id)
+    )
 
 
 @router.post(

@@ -211,6 +211,20 @@ def get(*, session: Session, principal: Principal, indicator_id: str) -> Indicat
     return rbac.get_in_scope(session, Indicator, indicator_id, principal, what="indicator")
 
 
+def read(*, session: Session, principal: Principal, indicator_id: str) -> Indicator:
+    """One entry, its plain value read with an audit record."""
+    entry = get(session=session, principal=principal, indicator_id=indicator_id)
+    audit.record(
+        session,
+        principal=principal,
+        action="fraud.indicator.read",
+        target_type="fraud_indicator",
+        target_id=entry.id,
+        purpose=PURPOSE,
+    )
+    return entry
+
+
 def list_indicators(
     *,
     session: Session,
