@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from safecity.platform.errors import InvalidInput
 from safecity.traffic.controllers import create
 from safecity.traffic.observation import KEEP, GreenPhase, LaneReading, Movement, Observation
 
@@ -59,3 +62,36 @@ def test_safecity_serves_a_starving_lane() -> None:
     assert sc.decide(obs(20, 0, 20, heavy_ns, {})) == KEEP
     assert sc.decide(obs(50, 0, 50, heavy_ns, {})) == KEEP
     assert sc.decide(obs(81, 0, 81, heavy_ns, {})) == 1  # w_in waited 61 s > 60 s
+
+
+def test_actuated_extends_while_vehicles_come_then_gaps_out_to_a_waiting_phase() -> None:
+    c = create("actuated")
+    waiting_ew = {"e_in": lane("e_in", 3, 3)}
+    assert c.decide(obs(10, 0, 10, {"n_in": lane("n_in", 2, 0), **waiting_ew}, {})) == KEEP
+    assert c.decide(obs(20, 0, 20, waiting_ew, {})) == 1  # north-south empty: gap-out
+    assert c.decide(obs(70, 0, 50, {"n_in": lane("n_in", 2, 0), **waiting_ew}, {})) == 1  # max-out
+    assert c.decide(obs(80, 0, 20, {}, {})) == KEEP  # nobody anywhere: rest in green
+
+
+def test_webster_plans_from_occupancy_and_cycles_through_its_greens() -> None:
+    from safecity.traffic.controllers.webster import webster_plan
+
+    cycle, greens = webster_plan([0.45, 0.225], 3.0, min_cycle=40, max_cycle=150, min_green=7)
+    assert cycle == pytest.approx((1.5 * 6 + 5) / (1 - 0.675))  # Webster's optimum, 43.1 s
+    assert greens[0] == pytest.approx(2 * greens[1])  # split by flow ratio
+    assert sum(greens) == pytest.approx(cycle - 6)
+    assert webster_plan([0.6, 0.5], 3.0, min_cycle=40, max_cycle=150, min_green=7)[0] == 150
+    assert webster_plan([0.1, 0.1], 3.0, min_cycle=40, max_cycle=150, min_green=7)[0] == 40
+    c = create("webster", {"replan_s": 60})
+    busy_ns = {
+        "n_in": lane("n_in", 8, 8, occupancy=60.0),
+        "e_in": lane("e_in", 2, 2, occupancy=20.0),
+    }
+    assert c.decide(obs(0, 0, 10, busy_ns, {})) == KEEP  # the net's own 30 s green first
+    for t in range(1, 62):
+        c.decide(obs(t, 0, 1, busy_ns, {}))
+    assert c.greens is not None
+    assert c.greens[0] > c.greens[1]
+    assert c.decide(obs(70, 0, c.greens[0] + 0.5, busy_ns, {})) == 1
+    with pytest.raises(InvalidInput):
+        create("webster", {"min_cycle_s": 200, "max_cycle_s": 100})

@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from safecity.platform.errors import InvalidInput
+from safecity.traffic.controllers.actuated import Actuated
 from safecity.traffic.controllers.adaptive import SafeCityAdaptive
 from safecity.traffic.controllers.base import Controller
 from safecity.traffic.controllers.fixed import FixedTime
 from safecity.traffic.controllers.max_pressure import MaxPressure
+from safecity.traffic.controllers.webster import Webster
 
 CONTROLLERS: dict[str, type[Controller]] = {
-    c.name: c for c in (FixedTime, MaxPressure, SafeCityAdaptive)
+    c.name: c for c in (FixedTime, Webster, Actuated, MaxPressure, SafeCityAdaptive)
 }
 
 
