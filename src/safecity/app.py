@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager, contextmanager
 from fastapi import FastAPI
 
 from safecity import __version__
+from safecity.accidents import api as accidents_api
 from safecity.alerts import api as alerts_api
 from safecity.alerts import pages as alerts_pages
 from safecity.alerts import queue_api as alerts_queue_api
@@ -115,5 +116,6 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(cases_portal.router)
     app.include_router(fraud_api.router)
     app.include_router(fraud_pages.router)
+    app.include_router(accidents_api.routes)
     console_pages.install(app)  # static files (marked public) + HTML login redirect
     return app

@@ -95,7 +95,12 @@ def prepare(runtime: Runtime) -> list[DemoLogin]:
     upgrade("head", database_url=runtime.settings.effective_database_url)
     with transaction(runtime.sessions) as session:
         seed_demo_orgs(session, actor=audit.SYSTEM)
-        return seed_demo_users(session)
+        logins = seed_demo_users(session)
+    # two simulated drivers settle a rear-end collision; the demo insurers acknowledge
+    from safecity.accidents.demo import simulate_rear_end
+
+    simulate_rear_end(runtime)
+    return logins
 
 
 def print_logins(logins: list[DemoLogin], console: Console, *, url: str) -> None:

@@ -1,5 +1,6 @@
 """Imports every table module so that ``Base.metadata`` is complete (Alembic, tests)."""
 
+from safecity.accidents import models as accidents_models
 from safecity.alerts import models as alerts_models
 from safecity.cases import models as cases_models
 from safecity.dispatch import models as dispatch_models
@@ -19,6 +20,7 @@ from safecity.sensing import ops_models as sensing_ops_models
 from safecity.sensing import partition_models as sensing_partition_models
 
 __all__ = [
+    "accidents_models",
     "alerts_models",
     "audit_models",
     "bus_models",

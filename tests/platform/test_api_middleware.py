@@ -284,6 +284,21 @@ def test_streamed_json_body_over_limit_is_413_not_400(runtime: Runtime) -> None:
         assert r.status_code == 413
 
 
+def test_a_registered_upload_route_takes_a_larger_body(runtime: Runtime) -> None:
+    from safecity.platform import middleware
+
+    before = list(middleware._UPLOAD_LIMITS)
+    middleware.register_upload_limit(r"/_test/raw", 5000)
+    try:
+        for client in _client(runtime, max_body_bytes=1000):
+            ok = client.post("/_test/raw", content=b"u" * 4000)
+            assert ok.json() == {"bytes": 4000}
+            assert client.post("/_test/raw", content=b"u" * 6000).status_code == 413
+            assert client.post("/_test/echo", json={"text": "x" * 2000}).status_code == 413
+    finally:
+        middleware._UPLOAD_LIMITS[:] = before
+
+
 # --- rate limiting -------------------------------------------------------------------
 
 

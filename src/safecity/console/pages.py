@@ -89,7 +89,12 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("traffic", msg("nav.domain.traffic")),
     Domain("fraud", msg("nav.domain.fraud"), href="/console/fraud", permission="fraud:read"),
     Domain("eservices", msg("nav.domain.eservices")),
-    Domain("accidents", msg("nav.domain.accidents")),
+    Domain(
+        "accidents",
+        msg("nav.domain.accidents"),
+        href="/console/accidents",
+        permission="accidents:read",
+    ),
 )
 
 
@@ -157,8 +162,13 @@ def static_url(path: str) -> str:
     return f"{STATIC_PREFIX}/{path}?v={__version__}"
 
 
+PUBLIC_PAGES: tuple[str, ...] = ("/portal", "/notices", "/accidents")
+"""Citizens' pages outside the console that the language switch may return to."""
+
+
 def safe_next(value: str | None, *, allow_login: bool = False) -> str:
-    """A console path to go to next (never another site); anything else is the home page.
+    """A console path (or a citizens' page) to go to next (never another site); anything
+    else is the home page.
 
     The login page itself is refused unless ``allow_login`` (the language switch may
     return to it; a successful login may not).
@@ -171,7 +181,8 @@ def safe_next(value: str | None, *, allow_login: bool = False) -> str:
         return HOME
     if ".." in unquote(path).split("/"):
         return HOME
-    if path != HOME and not path.startswith(HOME + "/"):
+    public_page = any(path == p or path.startswith(p + "/") for p in PUBLIC_PAGES)
+    if path != HOME and not path.startswith(HOME + "/") and not public_page:
         return HOME
     if path.startswith(("/console/lang/", STATIC_PREFIX + "/", "/console/logout")):
         return HOME

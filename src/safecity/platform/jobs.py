@@ -69,6 +69,7 @@ JOB_MODULES: tuple[str, ...] = (
     "safecity.disputes.jobs",
     "safecity.sensing.jobs",
     "safecity.fraud.jobs",
+    "safecity.accidents.insurers",
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

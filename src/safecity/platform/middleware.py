@@ -150,26 +150,48 @@ class _BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"the request body exceeds {limit} bytes")
 
 
+_UPLOAD_LIMITS: list[tuple[re.Pattern[str], int]] = []
+
+
+def register_upload_limit(path_pattern: str, max_bytes: int) -> None:
+    """Let requests whose path matches ``path_pattern`` (a regular expression, anchored)
+    carry up to ``max_bytes`` instead of ``settings.max_body_bytes`` — for the few routes
+    that take files (a domain calls this at import, next to its route)."""
+    if max_bytes <= 0:
+        raise ValueError("max_bytes must be positive")
+    compiled = re.compile(path_pattern)
+    if all(p.pattern != compiled.pattern for p, _ in _UPLOAD_LIMITS):
+        _UPLOAD_LIMITS.append((compiled, max_bytes))
+
+
 class BodyLimitMiddleware:
-    """413 problem+json for bodies over ``max_bytes``, without reading the whole body."""
+    """413 problem+json for bodies over ``max_bytes`` (or a registered upload route's
+    limit), without reading the whole body."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.default_max_bytes = max_bytes
+
+    def limit_for(self, path: str) -> int:
+        for pattern, limit in _UPLOAD_LIMITS:
+            if pattern.fullmatch(path):
+                return limit
+        return self.default_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes = self.limit_for(scope.get("path", ""))
         declared = _header(scope, b"content-length")
         if declared is not None:
             try:
-                too_large = int(declared) > self.max_bytes
+                too_large = int(declared) > max_bytes
             except ValueError:
                 too_large = False
             if too_large:
                 await send_problem(
-                    scope, send, PayloadTooLarge(f"the request body exceeds {self.max_bytes} bytes")
+                    scope, send, PayloadTooLarge(f"the request body exceeds {max_bytes} bytes")
                 )
                 return
 
@@ -181,8 +203,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _BodyTooLarge(self.max_bytes)
+                if received > max_bytes:
+                    raise _BodyTooLarge(max_bytes)
             return message
 
         async def watch_send(message: Message) -> None:
