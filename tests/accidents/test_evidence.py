@@ -239,3 +239,45 @@ def test_the_console_shows_an_escalated_case_and_decides_it(
     assert case.state == "evidence_complete"
     assert case.liability is not None
     assert (case.liability["share_a"], case.review_outcome) == (0, "rule")
+
+
+def test_a_fourth_case_at_the_same_corner_is_flagged_for_review(
+    runtime: Runtime, client: TestClient, areas: City
+) -> None:
+    refs = [open_case(client)[0].ref for _ in range(3)]
+    far, _ = open_case(client, lat="31.2500", lng="121.5000")  # kilometres away
+    fourth, _ = open_case(client)
+    assert all(not _case(runtime, r).flags for r in [*refs, far.ref])
+    flags = _case(runtime, fourth.ref).flags
+    assert [f["code"] for f in flags] == ["cluster_at_spot"]
+    assert flags[0]["detail"].startswith("3 other case(s) within 150 m")
+    assert _case(runtime, fourth.ref).state == "opened"  # a flag for review, never a block
+
+
+def test_a_closed_case_is_erased_with_its_photos_after_the_retention_period(
+    runtime: Runtime, areas: City
+) -> None:
+    from datetime import timedelta
+
+    from safecity.accidents import jobs
+    from safecity.accidents.demo import simulate_rear_end
+    from safecity.platform import retention
+    from safecity.platform.blobs import DiskBlobStore
+    from safecity.platform.db import utcnow
+
+    ref = simulate_rear_end(runtime, lat=31.205, lng=121.405)
+    with runtime.sessions.begin() as s:
+        case = s.scalars(select(AccidentCase).where(AccidentCase.ref == ref)).one()
+        case.closed_at = utcnow() - jobs.KEEP_CLOSED - timedelta(days=1)
+        hashes = set(
+            s.scalars(select(AccidentPhoto.sha256).where(AccidentPhoto.case_id == case.id))
+        )
+    store = DiskBlobStore(runtime.settings.var_dir / "blobs")
+    assert hashes
+    assert all(store.exists(h) for h in hashes)
+    report = retention.enforce(sessions=runtime.sessions)
+    assert report.erased.get("accident", 0) == 1
+    with runtime.sessions() as s:
+        assert s.scalars(select(AccidentCase).where(AccidentCase.ref == ref)).first() is None
+        assert s.scalars(select(AccidentPhoto.id)).all() == []
+    assert not any(store.exists(h) for h in hashes)

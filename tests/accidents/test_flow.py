@@ -105,7 +105,10 @@ def test_photos_that_are_not_images_or_too_large_are_refused(
     )
     assert r.status_code == 422
     assert r.headers["content-type"].startswith("application/problem+json")
-    big = jpeg(1) + b"\0" * (2 * 1024 * 1024)
+    phone_sized = jpeg(1) + b"\0" * (2 * 1024 * 1024)  # over the platform's 1 MiB default
+    r = a.post("/photos/wide_1", files={"photo": ("x.jpg", phone_sized, "image/jpeg")})
+    assert r.status_code == 303  # photo routes take 8 MiB
+    big = jpeg(1) + b"\0" * (9 * 1024 * 1024)
     r = a.post("/photos/contact", files={"photo": ("x.jpg", big, "image/jpeg")})
     assert r.status_code == 413
     assert r.headers["content-type"].startswith("application/problem+json")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,7 +34,7 @@ from safecity.accidents.workflow import ACCIDENT
 from safecity.alerts import service as alerts
 from safecity.orgs import service as orgs
 from safecity.orgs.models import Org
-from safecity.platform import outbox, workflow
+from safecity.platform import geo, outbox, workflow
 from safecity.platform.db import new_id, utcnow
 from safecity.platform.errors import Conflict, InvalidInput, NotFound
 from safecity.platform.runtime import settings_for
@@ -45,6 +46,9 @@ CITY = "shanghai"
 JOIN_KEY_FILE = "accidents-join.key"
 REPEAT_WINDOW = timedelta(days=365)
 REPEAT_THRESHOLD = 2  # this many other cases with the same plate, licence or phone: flag
+CLUSTER_RADIUS_M = 150.0
+CLUSTER_WINDOW = timedelta(days=90)
+CLUSTER_THRESHOLD = 3  # this many other cases within the radius and window: flag the spot
 _CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 
 
@@ -149,10 +153,42 @@ def open_case(*, session: Session, data: OpenIn) -> Opened:
         org_id=case.org_id,
         payload={"case_id": case.id, "org_id": case.org_id},
     )
+    flag(session, case, who, cluster(session=session, case=case))
     failed = [k for k, ok in case.eligibility.items() if not ok]
     if failed:
         escalate(session=session, case=case, who=who, reason="not_eligible", detail=failed)
     return Opened(case=case, party=party, token=token, join_code=join_code)
+
+
+def cluster(*, session: Session, case: AccidentCase) -> list[dict[str, Any]]:
+    """A review flag when :data:`CLUSTER_THRESHOLD` or more other cases were opened within
+    :data:`CLUSTER_RADIUS_M` of this one in :data:`CLUSTER_WINDOW` (staged collisions come
+    back to the same quiet corner; so does a dangerous junction — a reviewer tells which)."""
+    box = CLUSTER_RADIUS_M / 111_000  # degrees of latitude; longitude box widened below
+    lng_box = box / max(0.2, math.cos(math.radians(case.lat)))
+    nearby = session.execute(
+        select(AccidentCase.id, AccidentCase.lat, AccidentCase.lng).where(
+            AccidentCase.id != case.id,
+            AccidentCase.t0_started_at >= case.t0_started_at - CLUSTER_WINDOW,
+            AccidentCase.lat.between(case.lat - box, case.lat + box),
+            AccidentCase.lng.between(case.lng - lng_box, case.lng + lng_box),
+        )
+    ).all()
+    close = sorted(
+        cid
+        for cid, lat, lng in nearby
+        if geo.distance_m((lng, lat), (case.lng, case.lat)) <= CLUSTER_RADIUS_M
+    )
+    if len(close) < CLUSTER_THRESHOLD:
+        return []
+    return [
+        {
+            "code": "cluster_at_spot",
+            "photo": "",
+            "detail": f"{len(close)} other case(s) within {CLUSTER_RADIUS_M:.0f} m in "
+            f"{CLUSTER_WINDOW.days} days: {', '.join(close[:5])}",
+        }
+    ]
 
 
 def join_case(*, session: Session, join_code: str) -> Opened:

@@ -70,6 +70,7 @@ JOB_MODULES: tuple[str, ...] = (
     "safecity.sensing.jobs",
     "safecity.fraud.jobs",
     "safecity.accidents.insurers",
+    "safecity.accidents.jobs",
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
