@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from safecity.cases import codes, notices
-from safecity.cases.models import Case, CaseComment
+from safecity.cases.models import Case, CaseComment, LookupFailure
 from safecity.platform.notify import Notification
 from safecity.platform.runtime import Runtime
 from safecity.security.audit import AuditEntry
@@ -115,6 +115,22 @@ def test_lockout_is_per_client_and_case_not_per_case(app: FastAPI, open_case: Op
         assert locked.status_code == 404  # locked: the right code answers like a miss
     with TestClient(app, client=("198.51.100.9", 4000)) as victim:
         assert _lookup(victim, case.number, case.code).status_code == 200
+
+
+def test_a_wrong_code_and_an_unknown_number_do_the_same_writes(
+    client: TestClient, runtime: Runtime, open_case: OpenFn
+) -> None:
+    case = open_case(0)
+    assert case.code is not None
+    unknown = "AJ" + ("2" if case.number[2] != "2" else "3") + case.number[3:]
+    _lookup(client, case.number, "ZZZZZZZZ" if case.code != "ZZZZZZZZ" else "YYYYYYYY")
+    _lookup(client, unknown, case.code)
+    with runtime.sessions() as s:
+        rows = s.scalars(select(LookupFailure)).all()
+    # one failure row for each kind of miss: no write tells a real number from a made-up one
+    assert sorted(r.failures for r in rows) == [1, 1]
+    assert {r.case_id == case.id for r in rows} == {True, False}
+    assert all(unknown not in r.case_id for r in rows)
 
 
 def test_rate_limit_per_client(app: FastAPI) -> None:
