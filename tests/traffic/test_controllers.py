@@ -73,7 +73,7 @@ def test_actuated_extends_while_vehicles_come_then_gaps_out_to_a_waiting_phase()
     assert c.decide(obs(80, 0, 20, {}, {})) == KEEP  # nobody anywhere: rest in green
 
 
-def test_webster_plans_from_occupancy_and_cycles_through_its_greens() -> None:
+def test_webster_plans_from_detector_flows_and_cycles_through_its_greens() -> None:
     from safecity.traffic.controllers.webster import webster_plan
 
     cycle, greens = webster_plan([0.45, 0.225], 3.0, min_cycle=40, max_cycle=150, min_green=7)
@@ -83,10 +83,8 @@ def test_webster_plans_from_occupancy_and_cycles_through_its_greens() -> None:
     assert webster_plan([0.6, 0.5], 3.0, min_cycle=40, max_cycle=150, min_green=7)[0] == 150
     assert webster_plan([0.1, 0.1], 3.0, min_cycle=40, max_cycle=150, min_green=7)[0] == 40
     c = create("webster", {"replan_s": 60})
-    busy_ns = {
-        "n_in": lane("n_in", 8, 8, occupancy=60.0),
-        "e_in": lane("e_in", 2, 2, occupancy=20.0),
-    }
+    # flow = density x speed: 8 moving vehicles on 100 m at 5 m/s against 2 on the cross street
+    busy_ns = {"n_in": lane("n_in", 8, 0), "e_in": lane("e_in", 2, 0)}
     assert c.decide(obs(0, 0, 10, busy_ns, {})) == KEEP  # the net's own 30 s green first
     for t in range(1, 62):
         c.decide(obs(t, 0, 1, busy_ns, {}))

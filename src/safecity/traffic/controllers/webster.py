@@ -1,8 +1,8 @@
 """Webster's fixed-time plan, re-planned from the detectors (the textbook baseline).
 
 Every ``replan_s`` the controller turns what its detectors saw into a flow ratio per phase
-— the mean occupancy of the phase's busiest incoming lane, a stand-in for flow over
-saturation flow (y = q/s) that the harness's lane-area detectors can give — and applies
+— y = q/s of the phase's busiest incoming lane, the flow q read from its lane-area
+detector as density × mean speed (q = k·v) and s the ``saturation_flow`` — and applies
 Webster (1958): cycle ``C = (1.5 L + 5) / (1 - Y)`` with ``Y = Σ yᵢ`` and ``L`` the lost
 time per change times the number of phases, clamped to [``min_cycle_s``, ``max_cycle_s``]
 (Y ≥ 0.95 takes the maximum), and greens ``gᵢ = (C - L) · yᵢ / Y`` (at least
@@ -17,7 +17,15 @@ from typing import ClassVar
 
 from safecity.platform.errors import InvalidInput
 from safecity.traffic.controllers.base import Controller
-from safecity.traffic.observation import KEEP, Observation
+from safecity.traffic.observation import KEEP, LaneReading, Observation
+
+
+def _flow_ratio(reading: LaneReading, saturation: float) -> float:
+    """q/s of one lane: flow from the detector as density × speed (q = k·v, vehicles per
+    second), over the lane's saturation flow (vehicles per second of green)."""
+    if reading.length <= 0 or reading.mean_speed <= 0:
+        return 0.0
+    return (reading.count / reading.length) * reading.mean_speed / saturation
 
 
 def webster_plan(
@@ -48,6 +56,7 @@ class Webster(Controller):
         "min_cycle_s": 40.0,
         "max_cycle_s": 150.0,
         "min_green_s": 7.0,
+        "saturation_flow": 0.5,  # vehicles per second of green per lane (1,800 per hour)
     }
 
     def __init__(self, params: dict[str, float] | None = None) -> None:
@@ -70,11 +79,10 @@ class Webster(Controller):
         if len(self._sums) != len(obs.phases):
             self._sums = [0.0] * len(obs.phases)
         for i, phase in enumerate(obs.phases):
-            lanes = {m.incoming for m in phase.movements}
-            busiest = max(
-                (obs.incoming[x].occupancy for x in lanes if x in obs.incoming), default=0.0
-            )
-            self._sums[i] += busiest / 100.0
+            names = {m.incoming for m in phase.movements}
+            readings = [obs.incoming[x] for x in names if x in obs.incoming]
+            saturation = self.params["saturation_flow"]
+            self._sums[i] += max((_flow_ratio(r, saturation) for r in readings), default=0.0)
         self._samples += 1
         if self._since is None:
             self._since = obs.time
