@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from joserfc.jwk import OKPKey
@@ -206,3 +207,41 @@ def test_an_upheld_appeal_removes_the_entry_and_unknown_ones_reveal_nothing(
             select(AuditEntry.actor_id).where(AuditEntry.action == "fraud.appeal.file")
         ).all()
         assert filed_by == [audit.SYSTEM.id]  # filed by the public: recorded as the system
+
+
+def test_listing_the_same_identifier_at_the_same_moment_is_a_conflict_not_a_crash(
+    runtime: Runtime, city: City, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with runtime.sessions.begin() as s:
+        first = indicators.add(
+            session=s,
+            principal=reviewer(city),
+            kind="domain",
+            value="op7-0.example.top",
+            source="case",
+            evidence="case C-1",
+            active=True,
+        )
+    # the other transaction looked before this one committed: it saw nothing
+    real = indicators._existing
+    calls: list[int] = []
+
+    def looked_too_early(*args: Any) -> Any:
+        calls.append(1)
+        return None if len(calls) == 1 else real(*args)
+
+    monkeypatch.setattr(indicators, "_existing", looked_too_early)
+    with runtime.sessions.begin() as s:
+        with pytest.raises(Conflict, match="at the same moment") as raised:
+            indicators.add(
+                session=s,
+                principal=reviewer(city),
+                kind="domain",
+                value="op7-0.example.top",
+                source="model",
+                evidence="engine",
+                confidence=0.9,
+            )
+        assert raised.value.extra["indicator_id"] == first.id
+        # the transaction is still usable after the refused insert
+        assert indicators.active_pseudonyms(session=s) == [(first.pseudonym, 1.0)]

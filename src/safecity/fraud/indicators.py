@@ -22,6 +22,7 @@ from typing import Any
 from joserfc import jws
 from joserfc.jwk import OKPKey
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from safecity.fraud.events import INDICATOR_CHANGED, SOURCE
@@ -75,6 +76,12 @@ def _announce(session: Session, indicator: Indicator) -> None:
 # --------------------------------------------------------------------------- writes
 
 
+def _existing(session: Session, kind: str, pseudonym: str) -> Indicator | None:
+    return session.scalars(
+        select(Indicator).where(Indicator.kind == kind, Indicator.pseudonym == pseudonym)
+    ).first()
+
+
 def add(
     *,
     session: Session,
@@ -112,9 +119,7 @@ def add(
         raise InvalidInput("expires_at must be a zoned time in the next two years")
     plain = normalise(kind, value)
     pseudonym = pseudonymiser(session).of_normalised(kind, plain)
-    existing = session.scalars(
-        select(Indicator).where(Indicator.kind == kind, Indicator.pseudonym == pseudonym)
-    ).first()
+    existing = _existing(session, kind, pseudonym)
     if existing is not None:
         raise Conflict(
             f"this {kind} is already on the list ({existing.state}, entry {existing.id})",
@@ -134,7 +139,18 @@ def add(
         created_at=now,
         updated_at=now,
     )
-    workflow.start(session, machine=INDICATOR, record=indicator, principal=principal)
+    try:
+        with session.begin_nested():  # another transaction may list it at the same moment
+            workflow.start(session, machine=INDICATOR, record=indicator, principal=principal)
+    except IntegrityError:
+        if indicator in session:
+            session.expunge(indicator)
+        raced = _existing(session, kind, pseudonym)
+        raise Conflict(
+            f"this {kind} was put on the list at the same moment"
+            + (f" (entry {raced.id})" if raced is not None else ""),
+            indicator_id=raced.id if raced is not None else None,
+        ) from None
     audit.record(
         session,
         principal=principal,
