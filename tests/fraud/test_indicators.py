@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from joserfc.jwk import OKPKey
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from safecity.fraud import indicators
-from safecity.fraud.models import Appeal
+from safecity.fraud.models import Appeal, Indicator
 from safecity.platform.db import utcnow
 from safecity.platform.errors import Conflict, IllegalTransition, InvalidInput, PermissionDenied
 from safecity.platform.runtime import Runtime
@@ -39,31 +40,36 @@ def reviewer(city: City) -> Principal:
     return person(city, "supervisor")
 
 
+def add(s: Session, city: City, **entry: Any) -> Indicator:
+    """A block-list entry added by the city's supervisor."""
+    return indicators.add(session=s, principal=reviewer(city), **entry)
+
+
 def test_an_entry_without_evidence_is_refused(runtime: Runtime, city: City) -> None:
     with runtime.sessions.begin() as s:
         for evidence in ("", "   "):
             with pytest.raises(InvalidInput, match="needs evidence"):
-                indicators.add(
-                    session=s,
-                    principal=reviewer(city),
+                add(
+                    s,
+                    city,
                     kind="phone",
                     value="17012345678",
                     source="manual",
                     evidence=evidence,
                 )
         with pytest.raises(InvalidInput, match="not a phone number"):
-            indicators.add(
-                session=s,
-                principal=reviewer(city),
+            add(
+                s,
+                city,
                 kind="phone",
                 value="call me",
                 source="manual",
                 evidence="report R-1",
             )
         with pytest.raises(InvalidInput, match="expires_at"):
-            indicators.add(
-                session=s,
-                principal=reviewer(city),
+            add(
+                s,
+                city,
                 kind="phone",
                 value="17012345678",
                 source="manual",
@@ -74,9 +80,9 @@ def test_an_entry_without_evidence_is_refused(runtime: Runtime, city: City) -> N
 
 def test_proposal_review_and_the_same_number_written_twice(runtime: Runtime, city: City) -> None:
     with runtime.sessions.begin() as s:
-        entry = indicators.add(
-            session=s,
-            principal=reviewer(city),
+        entry = add(
+            s,
+            city,
             kind="phone",
             value="+86 170 1234 5678",
             source="model",
@@ -86,9 +92,9 @@ def test_proposal_review_and_the_same_number_written_twice(runtime: Runtime, cit
         assert entry.state == "proposed"
         assert entry.value == "+8617012345678"
         with pytest.raises(Conflict, match="already on the list"):
-            indicators.add(
-                session=s,
-                principal=reviewer(city),
+            add(
+                s,
+                city,
                 kind="phone",
                 value="17012345678",
                 source="report",
@@ -112,9 +118,9 @@ def test_proposal_review_and_the_same_number_written_twice(runtime: Runtime, cit
 
 def test_entries_expire_and_exports_carry_only_active_ones(runtime: Runtime, city: City) -> None:
     with runtime.sessions.begin() as s:
-        soon = indicators.add(
-            session=s,
-            principal=reviewer(city),
+        soon = add(
+            s,
+            city,
             kind="domain",
             value="https://safe-acct.example.top/x",
             source="case",
@@ -122,18 +128,18 @@ def test_entries_expire_and_exports_carry_only_active_ones(runtime: Runtime, cit
             active=True,
             expires_at=utcnow() + timedelta(minutes=1),
         )
-        indicators.add(
-            session=s,
-            principal=reviewer(city),
+        add(
+            s,
+            city,
             kind="account",
             value="6222 0200 9999 8888",
             source="case",
             evidence="case C-1",
             active=True,
         )
-        indicators.add(
-            session=s,
-            principal=reviewer(city),
+        add(
+            s,
+            city,
             kind="phone",
             value="17012345678",
             source="model",
@@ -163,9 +169,9 @@ def test_an_upheld_appeal_removes_the_entry_and_unknown_ones_reveal_nothing(
     runtime: Runtime, city: City
 ) -> None:
     with runtime.sessions.begin() as s:
-        entry = indicators.add(
-            session=s,
-            principal=reviewer(city),
+        entry = add(
+            s,
+            city,
             kind="phone",
             value="13800138000",
             source="report",
@@ -213,9 +219,9 @@ def test_listing_the_same_identifier_at_the_same_moment_is_a_conflict_not_a_cras
     runtime: Runtime, city: City, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with runtime.sessions.begin() as s:
-        first = indicators.add(
-            session=s,
-            principal=reviewer(city),
+        first = add(
+            s,
+            city,
             kind="domain",
             value="op7-0.example.top",
             source="case",
@@ -233,9 +239,9 @@ def test_listing_the_same_identifier_at_the_same_moment_is_a_conflict_not_a_cras
     monkeypatch.setattr(indicators, "_existing", looked_too_early)
     with runtime.sessions.begin() as s:
         with pytest.raises(Conflict, match="at the same moment") as raised:
-            indicators.add(
-                session=s,
-                principal=reviewer(city),
+            add(
+                s,
+                city,
                 kind="domain",
                 value="op7-0.example.top",
                 source="model",

@@ -9,13 +9,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from safecity.fraud import indicators
 from safecity.fraud.models import Action, Indicator
 from safecity.platform.runtime import Runtime
 from tests.conftest import City
 from tests.console.conftest import csrf_from, log_in, make_staff  # noqa: F401
 from tests.fraud.conftest import Deliver, point_in_station
-from tests.fraud.test_indicators import reviewer
+from tests.fraud.test_indicators import add
 from tests.fraud.test_pipeline import SCAMMER, call, ingest
 
 pytestmark = pytest.mark.db
@@ -29,18 +28,18 @@ def test_the_centre_sees_counters_charts_and_closes_an_action(
     make_staff: Any,  # noqa: F811
 ) -> None:
     with runtime.sessions.begin() as s:
-        indicators.add(
-            session=s,
-            principal=reviewer(areas),
+        add(
+            s,
+            areas,
             kind="phone",
             value=SCAMMER,
             source="case",
             evidence="case C-7",
             active=True,
         )
-        indicators.add(
-            session=s,
-            principal=reviewer(areas),
+        add(
+            s,
+            areas,
             kind="domain",
             value="refund-help.example.top",
             source="model",

@@ -17,7 +17,7 @@ from safecity.platform.outbox import OutboxEvent
 from safecity.platform.runtime import Runtime
 from tests.conftest import City
 from tests.fraud.conftest import Deliver, point_in_station
-from tests.fraud.test_indicators import person, reviewer
+from tests.fraud.test_indicators import add, person, reviewer
 
 pytestmark = pytest.mark.db
 
@@ -61,9 +61,9 @@ def transfer(record_id: str, amount: str, minute: float) -> dict[str, Any]:
 def list_scammer(runtime: Runtime, city: City) -> None:
     """The scammer's number, confirmed by a case: on the block list."""
     with runtime.sessions.begin() as s:
-        indicators.add(
-            session=s,
-            principal=reviewer(city),
+        add(
+            s,
+            city,
             kind="phone",
             value=SCAMMER,
             source="case",
@@ -216,9 +216,9 @@ def test_the_jobs_expire_entries_and_stale_actions(runtime: Runtime, city: City)
     }
     assert retention.policies.get("fraud_action").period == td(days=365)
     with runtime.sessions.begin() as s:
-        indicators.add(
-            session=s,
-            principal=reviewer(city),
+        add(
+            s,
+            city,
             kind="phone",
             value=SCAMMER,
             source="case",

@@ -20,7 +20,6 @@ time and scores the decisions against the simulator's ground truth:
 from __future__ import annotations
 
 import csv
-import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -104,17 +103,13 @@ def run(
                 scam = {pseudonyms.of("phone", n) for n in sim.scam_numbers}
             state = engine.numbers.get(payload["caller"])
             if state is not None and len(state.calls_1h) % EXPORT_EVERY == 1:
-                when = feeds_time(payload)
+                when = datetime.fromisoformat(payload["time"]).timestamp()
                 rows.append({**state.vector(when), "label": float(payload["caller"] in scam)})
         if progress is not None and events % 10_000 == 0:
             progress(events)
     if export_numbers is not None:
         _write_rows(export_numbers, rows)
     return _score(sim, pseudonyms, decisions, events, engine_s, intake_s, config)
-
-
-def feeds_time(payload: dict[str, Any]) -> float:
-    return datetime.fromisoformat(payload["time"]).timestamp()
 
 
 def _write_rows(path: Path, rows: list[dict[str, float]]) -> None:
@@ -172,8 +167,8 @@ def _score(
     false_list = [d for d in decisions if d.action in WARNINGS and d.subject not in victims]
     false_warnings = len(false_list)
     to_targets = sum(1 for d in false_list if d.subject in targets)
-    scam_numbers = {pseudonyms.of("phone", n) for n in _scam_numbers(sim)}
-    scam_domains = {pseudonyms.of("domain", d) for d in _scam_domains(sim)}
+    scam_numbers = {pseudonyms.of("phone", n) for n in sim.scam_numbers}
+    scam_domains = {pseudonyms.of("domain", d) for d in sim.scam_domains}
     proposals = [d for d in decisions if d.action in ("block_number", "block_domain")]
     true_blocks = sum(1 for d in proposals if d.subject in scam_numbers | scam_domains)
     stop_false = sum(
@@ -217,15 +212,3 @@ def _score(
             for s, c in per_script.items()
         },
     )
-
-
-def _scam_numbers(sim: CitySim) -> set[str]:
-    return set(sim.scam_numbers)
-
-
-def _scam_domains(sim: CitySim) -> set[str]:
-    return set(sim.scam_domains)
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else 0.0
