@@ -74,6 +74,13 @@ class Settings(BaseSettings):
     # broker is set ("host:port"); otherwise they are logged and kept in memory.
     display_mqtt: str = Field(default="", description="MQTT broker host:port for displays.")
     display_topic_prefix: str = "safecity/displays"
+    accidents_insurer_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            'Webhook URL per insurer code, as JSON ({"demo_picc": "https://..."}); '
+            "insurers not named are acknowledged by the in-process demo insurer."
+        ),
+    )
     fraud_number_model: Path | None = Field(
         default=None,
         description="Scam-number model artifact the fraud engine uses beside its rules.",

@@ -1,16 +1,17 @@
-"""Exactly once under a crash: the insurer dispatcher is killed (SIGKILL) while an insurer
-is answering, and a second dispatcher finishes the job.
+"""Exactly once under a crash: the insurer dispatcher is killed (SIGKILL) while an insurer is
+answering, and a second dispatcher finishes the job.
 
 A slow local webhook (a real HTTP server on 127.0.0.1) records every delivery it gets and
-acknowledges each one with the claim id the demo insurer would give (stable per
-idempotency key). The dispatcher runs in a child process (``dispatch_child.py``) against
-the tests' database (SQLite file, or PostgreSQL when the suite reruns there) and is killed
-as soon as the first delivery arrives: the insurer has acknowledged, the platform never
-heard it. After the claim lease (``insurers.LEASE``) a second dispatch, in this process,
-redelivers. Expected: each notice acknowledged exactly once in the database (``acks`` 1,
-one claim id), the insurer got the crashed notice at most twice and always with the same
-idempotency key, the same body and the same signature, so it can tell the repeat apart
-and its claim id is the same; no notice is sent a third time.
+acknowledges each one with the claim id the demo insurer would give (stable per idempotency
+key). The dispatcher runs in a child process (``dispatch_child.py``) against the tests'
+database (SQLite file, or PostgreSQL when the suite reruns there) and is killed as soon as
+the first delivery arrives: the insurer has acknowledged, the platform never heard it. A
+dispatcher claims one notice at a time, so the other notice is free: a second dispatch, in
+this process, sends it at once, and redelivers the crashed one after its claim lease
+(``insurers.LEASE``). Expected: each notice acknowledged exactly once in the database
+(``acks`` 1, one claim id), the insurer got the crashed notice at most twice and always with
+the same idempotency key, the same body and the same signature, so it can tell the repeat
+apart and its claim id is the same; no notice is sent a third time.
 """
 
 from __future__ import annotations
@@ -182,28 +183,31 @@ def test_a_dispatcher_killed_mid_delivery_acknowledges_each_notice_once(
     _kill_mid_delivery(runtime, insurer)
     first = insurer.deliveries[0]
     assert insurer.keys() == Counter({first.key: 1})  # killed while the insurer answered
-    crashed = _notices(runtime)
-    # both were claimed (one transaction) and hold the lease; nothing was recorded
-    assert [(n.status, n.attempts, n.acks) for n in crashed] == [("sending", 1, 0)] * 2
-    assert all(n.acked_at is None and n.external_claim_id is None for n in crashed)
+    crashed = {n.idempotency_key: n for n in _notices(runtime)}
+    # Only the notice in flight was claimed (one claim per notice); it holds the lease.
+    other = next(k for k in crashed if k != first.key)
+    assert (crashed[first.key].status, crashed[first.key].attempts) == ("sending", 1)
+    assert (crashed[other].status, crashed[other].attempts) == ("pending", 0)
+    assert all(n.acked_at is None and n.external_claim_id is None for n in crashed.values())
 
-    # Within the lease nobody may send again; after it, a second dispatcher redelivers.
+    # Within the lease the crashed notice is nobody's to send; the other one goes at once.
     insurer.delay = 0.0
-    for code, row in list(insurers.INSURERS.items()):
-        monkeypatch.setitem(insurers.INSURERS, code, dataclasses.replace(row, url=insurer.url))
-    sessions, key_dir = runtime.sessions, runtime.settings.effective_key_dir
-    early = insurers.dispatch(sessions, key_dir=key_dir)
-    assert (early.acked, early.retrying, early.failed) == (0, 0, 0)
-    assert len(insurer.deliveries) == 1
+    urls = dict.fromkeys(insurers.INSURERS, insurer.url)  # as SAFECITY_ACCIDENTS_INSURER_URLS
+    monkeypatch.setattr(runtime.settings, "accidents_insurer_urls", urls)
+    early = insurers.deliver(runtime)
+    assert (early.acked, early.retrying, early.failed) == (1, 0, 0), early.errors
+    assert insurer.keys() == Counter({first.key: 1, other: 1})
     later = utcnow() + insurers.LEASE + timedelta(seconds=1)
-    report = insurers.dispatch(sessions, key_dir=key_dir, now=later)
-    assert (report.acked, report.retrying, report.failed) == (2, 0, 0), report.errors
-    again = insurers.dispatch(sessions, key_dir=key_dir, now=later + timedelta(hours=1))
+    sessions, key_dir = runtime.sessions, runtime.settings.effective_key_dir
+    report = insurers.dispatch(sessions, key_dir=key_dir, now=later, urls=urls)
+    assert (report.acked, report.retrying, report.failed) == (1, 0, 0), report.errors
+    again = insurers.dispatch(sessions, key_dir=key_dir, now=later + timedelta(hours=1), urls=urls)
     assert (again.acked, again.retrying, again.failed) == (0, 0, 0)
 
     # The database: each notice acknowledged exactly once, with the insurer's claim id.
     done = _notices(runtime)
-    assert [(n.status, n.attempts, n.acks) for n in done] == [("acked", 2, 1), ("acked", 2, 1)]
+    attempts = {n.idempotency_key: (n.status, n.attempts, n.acks) for n in done}
+    assert attempts == {first.key: ("acked", 2, 1), other: ("acked", 1, 1)}
     claim_by_key = {d.key: d.claim_id for d in insurer.deliveries}
     assert {n.idempotency_key: n.external_claim_id for n in done} == claim_by_key
     with runtime.sessions() as s:

@@ -206,3 +206,29 @@ def test_a_notice_failing_for_good_goes_to_an_officer(
     assert len(down.received) == 16  # 8 attempts each, then no more
     insurers.dispatch(runtime.sessions, key_dir=key_dir, transport=down, now=when)
     assert len(down.received) == 16
+
+
+def test_insurer_webhooks_come_from_the_settings(
+    runtime: Runtime, client: TestClient, areas: City, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from safecity.settings import Settings
+
+    monkeypatch.setenv(
+        "SAFECITY_ACCIDENTS_INSURER_URLS", json.dumps({"demo_cpic": "https://cpic.example/n"})
+    )
+    urls = Settings().accidents_insurer_urls
+    assert urls == {"demo_cpic": "https://cpic.example/n"}
+    _sealed_without_delivery(runtime, client, monkeypatch)
+    seen: list[tuple[str, str]] = []
+
+    def transport(
+        insurer: insurers.Insurer, body: bytes, headers: Mapping[str, str]
+    ) -> insurers.Reply:
+        seen.append((insurer.code, insurer.url))
+        return insurers.demo_receive(runtime.settings.effective_key_dir, body, headers)
+
+    key_dir = runtime.settings.effective_key_dir
+    report = insurers.dispatch(runtime.sessions, key_dir=key_dir, transport=transport, urls=urls)
+    assert report.acked == 2
+    # the configured insurer goes to its webhook; the other stays with the demo insurer
+    assert sorted(seen) == [("demo_cpic", "https://cpic.example/n"), ("demo_pingan", "inproc:demo")]

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import re
-import struct
 import zlib
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 import zxingcpp
-from PIL import Image
 
 from safecity.eservices import certificate_pdf as cp
 from safecity.eservices.catalogue import Text
@@ -29,7 +26,9 @@ from safecity.eservices.certificate_pdf import (
 from safecity.eservices.credentials import cwt_qr
 from safecity.eservices.credentials.keys import KeySet, SigningKey
 from safecity.eservices.forms import copy_pdf, load_definition, start_draft
+from safecity.platform import pdf as pdfkit
 from safecity.platform.errors import ConfigurationError, InvalidInput
+from tests.pdf_images import embedded_images
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 KEY = SigningKey.generate("Ed25519")
@@ -61,42 +60,6 @@ VIEW = CertificateView(
     rows=claim_rows(CLAIMS),
 )
 HELVETICA = FontChoice(path=None, cjk=False)
-
-
-def _int(head: bytes, key: bytes) -> int:
-    m = re.search(rb"/" + key + rb" (\d+)", head)
-    assert m is not None
-    return int(m[1])
-
-
-def _chunk(kind: bytes, body: bytes) -> bytes:
-    crc = struct.pack(">I", zlib.crc32(kind + body))
-    return struct.pack(">I", len(body)) + kind + body + crc
-
-
-def embedded_images(pdf: bytes) -> list[Image.Image]:
-    """Image XObjects of a PDF written by fpdf2 (8-bit grey, Flate, PNG predictors)."""
-    images = []
-    for hit in re.finditer(rb"/Subtype /Image", pdf):
-        start = pdf.rfind(b"obj\n<<", 0, hit.start())
-        end = pdf.find(b">>\nstream\n", hit.start())
-        head = pdf[start:end]
-        assert b"/ColorSpace /DeviceGray" in head
-        assert b"/Predictor 15" in head
-        assert b"/Filter /FlateDecode" in head
-        num = {k: _int(head, k) for k in (b"Width", b"Height", b"Length")}
-        data = pdf[end + len(b">>\nstream\n") : end + len(b">>\nstream\n") + num[b"Length"]]
-
-        # PDF PNG-predicted Flate data is exactly a PNG's IDAT payload: wrap it as a PNG.
-        ihdr = struct.pack(">IIBBBBB", num[b"Width"], num[b"Height"], 8, 0, 0, 0, 0)
-        png = (
-            b"\x89PNG\r\n\x1a\n"
-            + _chunk(b"IHDR", ihdr)
-            + _chunk(b"IDAT", data)
-            + _chunk(b"IEND", b"")
-        )
-        images.append(Image.open(io.BytesIO(png)).convert("L"))
-    return images
 
 
 def test_pdf_bytes_and_embedded_qr_decodes() -> None:
@@ -140,8 +103,8 @@ def test_holder_latin_name_wins() -> None:
 
 
 def test_core_font_fallback_renders(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cp, "LATIN_CANDIDATES", ())
-    monkeypatch.setattr(cp, "CJK_CANDIDATES", ())
+    monkeypatch.setattr(pdfkit, "LATIN_CANDIDATES", ())
+    monkeypatch.setattr(pdfkit, "CJK_CANDIDATES", ())
     monkeypatch.delenv("SAFECITY_CJK_FONT", raising=False)
     assert choose_font() == HELVETICA
     pdf = render_certificate_pdf(VIEW)

@@ -305,6 +305,23 @@ def test_prune_runs_deletes_old_finished_runs(runtime: Runtime, reg: JobRegistry
     assert runs(runtime, "count") == []
 
 
+@pytest.mark.db
+def test_prune_runs_drops_idle_runs_sooner(runtime: Runtime, reg: JobRegistry) -> None:
+    reg.register("busy", Counter(), every=FIVE)  # returns 7 items
+    reg.register("idle", lambda ctx: 0, every=FIVE)
+    Scheduler(runtime, reg).run_due(now=T0)
+    soon = jobs.utcnow() + timedelta(seconds=1)
+    with transaction(runtime.sessions) as s:
+        assert jobs.prune_runs(s, finished_before=datetime(2000, 1, 1, tzinfo=UTC)) == 0
+    with transaction(runtime.sessions) as s:
+        pruned = jobs.prune_runs(
+            s, finished_before=datetime(2000, 1, 1, tzinfo=UTC), idle_before=soon
+        )
+        assert pruned == 1
+    assert runs(runtime, "idle") == []
+    assert [r.items for r in runs(runtime, "busy")] == [7]
+
+
 # -- PostgreSQL: the advisory lock across connections ------------------------------------
 
 

@@ -101,6 +101,6 @@ def simulate_rear_end(runtime: Runtime, *, lat: float = 31.2304, lng: float = 12
             case = s.get_one(AccidentCase, case_id)
             party = service.parties(s, case)[role]
             signing.sign(session=s, case=case, party=party, code=_otp(runtime, ids[role], sent))
-    insurers.dispatch(runtime.sessions, key_dir=runtime.settings.effective_key_dir)
+    insurers.deliver(runtime)
     with runtime.sessions() as s:
         return s.get_one(AccidentCase, case_id).ref

@@ -17,8 +17,9 @@ payment back with a body :class:`~safecity.accidents.schemas.InsurerReport` sign
 same way (``POST /api/accidents/insurers/{code}/reports``).
 
 Delivery mirrors :mod:`safecity.platform.notify`: :func:`dispatch` claims due notices
-with a guarded ``UPDATE`` (status and attempts unchanged, so two dispatchers never send
-one notice at once), posts each outside any transaction, then records the outcome only if
+one at a time with a guarded ``UPDATE`` (status and attempts unchanged, so two dispatchers
+never send one notice at once; the claim is a ``LEASE`` of 15 s, longer than the 8 s
+HTTP timeout), posts it outside any transaction, then records the outcome only if
 the claim is still its own. A failure is retried with exponential backoff up to
 ``max_attempts``; an acknowledgement is recorded once: a second acknowledgement of the
 same notice (a retried request, an insurer answering twice) bumps ``acks`` and changes
@@ -29,6 +30,7 @@ the case closes on the last payment.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -51,9 +53,13 @@ from safecity.accidents.workflow import ACCIDENT
 from safecity.platform import jobs, outbox, workflow
 from safecity.platform.db import transaction, utcnow
 from safecity.platform.errors import ConfigurationError, NotFound, PermissionDenied
+from safecity.platform.runtime import Runtime
 from safecity.security import audit
 
-LEASE = timedelta(minutes=2)
+#: How long a claimed notice is another dispatcher's: above the HTTP timeout, so a slow
+#: insurer is never sent the same notice twice at once, and short, so a crash delays little.
+LEASE = timedelta(seconds=15)
+HTTP_TIMEOUT_S = 8
 BACKOFF_BASE = timedelta(seconds=5)
 BACKOFF_CAP = timedelta(minutes=10)
 DEMO_URL = "inproc:demo"
@@ -212,7 +218,7 @@ def http_transport(key_dir: Path) -> Transport:
             raise ConfigurationError(f"insurer {insurer.code} has no http(s) webhook URL")
         request = urllib.request.Request(insurer.url, data=body, headers=dict(headers))  # noqa: S310
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_S) as response:  # noqa: S310
                 return Reply(response.status, json.loads(response.read() or b"{}"))
         except urllib.error.HTTPError as exc:
             return Reply(exc.code, {})
@@ -235,16 +241,19 @@ def _due(now: datetime) -> Any:
     return InsurerNotice.status.in_(("pending", "sending")) & (InsurerNotice.next_attempt_at <= now)
 
 
-def _claim(
-    sessions: sessionmaker[Session], now: datetime, ids: Collection[str] | None, limit: int
-) -> list[tuple[str, int, str, bytes, str]]:
-    """Claimed notices: (id, attempt, insurer code, body, idempotency key)."""
-    out = []
+def _claim_one(
+    sessions: sessionmaker[Session], now: datetime, ids: Collection[str] | None
+) -> tuple[str, int, str, bytes, str] | None:
+    """Claim the most overdue notice: (id, attempt, insurer code, body, idempotency key).
+
+    One notice per claim, so a dispatcher that dies holds the lease of one notice only;
+    the others are taken by the next dispatcher at once.
+    """
     with transaction(sessions) as s:
         stmt = select(InsurerNotice).where(_due(now)).order_by(InsurerNotice.next_attempt_at)
         if ids is not None:
             stmt = stmt.where(InsurerNotice.id.in_(list(ids)))
-        for row in s.scalars(stmt.limit(limit)).all():
+        for row in s.scalars(stmt.limit(10)).all():
             guard = (
                 (InsurerNotice.id == row.id)
                 & (InsurerNotice.attempts == row.attempts)
@@ -263,8 +272,8 @@ def _claim(
             )
             if getattr(done, "rowcount", 0):
                 body = canonical(payload(s, row))
-                out.append((row.id, row.attempts + 1, row.insurer_code, body, row.idempotency_key))
-    return out
+                return row.id, row.attempts + 1, row.insurer_code, body, row.idempotency_key
+    return None
 
 
 def dispatch(
@@ -275,12 +284,23 @@ def dispatch(
     now: datetime | None = None,
     ids: Collection[str] | None = None,
     limit: int = 100,
+    urls: Mapping[str, str] | None = None,
 ) -> DispatchReport:
-    """Send the due notices (or those of ``ids``) once each; see the module docstring."""
+    """Send up to ``limit`` due notices (or those of ``ids``), each at most once per call.
+
+    ``urls`` (the ``accidents_insurer_urls`` setting) names the webhook of each insurer;
+    those not named keep their built-in URL (the in-process demo insurer).
+    """
     send = transport or http_transport(key_dir)
     report = DispatchReport()
-    for notice_id, attempt, code, body, key in _claim(sessions, now or utcnow(), ids, limit):
+    for _ in range(limit):
+        claimed = _claim_one(sessions, now or utcnow(), ids)
+        if claimed is None:
+            break
+        notice_id, attempt, code, body, key = claimed
         insurer = get_insurer(code)
+        if urls and code in urls:
+            insurer = dataclasses.replace(insurer, url=urls[code])
         headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": key,
@@ -418,10 +438,21 @@ def apply_report(
     return row
 
 
-@jobs.job("accidents.insurers", every=timedelta(minutes=1))
+def deliver(runtime: Runtime, ids: Collection[str] | None = None) -> DispatchReport:
+    """:func:`dispatch` with the runtime's key directory and insurer webhook URLs."""
+    settings = runtime.settings
+    return dispatch(
+        runtime.sessions,
+        key_dir=settings.effective_key_dir,
+        ids=ids,
+        urls=settings.accidents_insurer_urls,
+    )
+
+
+@jobs.job("accidents.insurers", every=timedelta(seconds=10))
 def dispatch_job(ctx: jobs.JobContext) -> int:
     """Send due notices of loss to insurers (retried with backoff)."""
-    report = dispatch(ctx.runtime.sessions, key_dir=ctx.runtime.settings.effective_key_dir)
+    report = deliver(ctx.runtime)
     for notice_id, error in report.errors:
         ctx.fail_item(f"notice {notice_id}: {error}")
     return report.acked + report.retrying + report.failed

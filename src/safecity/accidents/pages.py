@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from safecity.accidents import evidence, insurers, review, service, signing
+from safecity.accidents import agreement_pdf, evidence, insurers, review, service, signing
 from safecity.accidents.models import POSITIONS, AccidentCase, AccidentParty, InsurerNotice
 from safecity.accidents.schemas import ELIGIBILITY, DeclarationIn, OpenIn, PartyDataIn, ReviewIn
 from safecity.accidents.workflow import READ, REVIEW
@@ -297,7 +297,7 @@ def otp(request: Request, session: DbSession, ref: Ref, role: Role) -> Response:
 
 def _deliver(runtime: Runtime, ids: list[str]) -> None:
     """After the response: push the new notices at once (the job retries the rest)."""
-    insurers.dispatch(runtime.sessions, key_dir=runtime.settings.effective_key_dir, ids=ids)
+    insurers.deliver(runtime, ids)
 
 
 @router.post(BASE + "/{ref}/{role}/sign", dependencies=limited)
@@ -330,6 +330,17 @@ def sealed(request: Request, session: DbSession, ref: Ref, role: Role) -> JSONRe
     return JSONResponse(
         signing.sealed_document(session, case),
         headers={"Content-Disposition": f'attachment; filename="{ref}-sealed.json"'},
+    )
+
+
+@router.get(BASE + "/{ref}/{role}/agreement.pdf")
+def agreement(request: Request, session: DbSession, ref: Ref, role: Role) -> Response:
+    """The sealed agreement as a PDF (a copy for people; the JSON seal is what counts)."""
+    case, _ = _party(request, session, ref, role)
+    return Response(
+        agreement_pdf.render_agreement_pdf(signing.sealed_document(session, case)),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="{ref}-agreement.pdf"'},
     )
 
 

@@ -284,11 +284,25 @@ def recent_runs(session: Session, *, name: str, limit: int = 20) -> list[JobRun]
     )
 
 
-def prune_runs(session: Session, *, finished_before: datetime) -> int:
-    """Delete finished job runs older than ``finished_before``; returns the count."""
-    result = session.execute(
-        delete(JobRun).where(JobRun.finished_at.is_not(None), JobRun.finished_at < finished_before)
-    )
+def prune_runs(
+    session: Session, *, finished_before: datetime, idle_before: datetime | None = None
+) -> int:
+    """Delete finished job runs older than ``finished_before``, and runs that succeeded
+    with nothing to do (``items == 0``) older than ``idle_before``; returns the count.
+
+    Frequent jobs (a delivery queue polled every few seconds) mostly find nothing to do;
+    their idle runs say nothing after a day and would fill the table.
+    """
+    old = JobRun.finished_at.is_not(None) & (JobRun.finished_at < finished_before)
+    if idle_before is not None:
+        idle = (
+            (JobRun.status == "succeeded")
+            & (JobRun.items == 0)
+            & JobRun.finished_at.is_not(None)
+            & (JobRun.finished_at < idle_before)
+        )
+        old = old | idle
+    result = session.execute(delete(JobRun).where(old))
     return int(getattr(result, "rowcount", 0) or 0)
 
 

@@ -288,13 +288,19 @@ def enforce_job(ctx: jobs.JobContext) -> int:
 
 OUTBOX_KEEP_SENT = timedelta(days=7)
 JOB_RUNS_KEEP = timedelta(days=90)
+JOB_RUNS_KEEP_IDLE = timedelta(days=1)  # runs that succeeded with nothing to do
 
 
 @jobs.job("platform.prune", every=timedelta(days=1), offset=timedelta(hours=3))
 def prune_job(ctx: jobs.JobContext) -> int:
-    """Delete relayed outbox events older than 7 days and job runs older than 90 days."""
+    """Delete relayed outbox events older than 7 days, job runs older than 90 days and
+    idle job runs (succeeded, nothing to do) older than a day."""
     from safecity.platform.relay import prune_sent
 
     sent = prune_sent(ctx.session, sent_before=ctx.now - OUTBOX_KEEP_SENT)
-    runs = jobs.prune_runs(ctx.session, finished_before=ctx.now - JOB_RUNS_KEEP)
+    runs = jobs.prune_runs(
+        ctx.session,
+        finished_before=ctx.now - JOB_RUNS_KEEP,
+        idle_before=ctx.now - JOB_RUNS_KEEP_IDLE,
+    )
     return sent + runs
