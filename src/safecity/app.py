@@ -24,6 +24,9 @@ from safecity.dispatch import open311 as dispatch_open311
 from safecity.dispatch import pages as dispatch_pages
 from safecity.disputes import api as disputes_api
 from safecity.disputes import pages as disputes_pages
+from safecity.eservices import api as eservices_api
+from safecity.eservices import pages as eservices_pages
+from safecity.eservices import registry_api as eservices_registry_api
 from safecity.fraud import api as fraud_api
 from safecity.fraud import pages as fraud_pages
 from safecity.orgs import api as orgs_api
@@ -117,5 +120,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(fraud_api.router)
     app.include_router(fraud_pages.router)
     app.include_router(accidents_api.routes)
+    app.include_router(eservices_api.routes)
+    app.include_router(eservices_pages.router)  # citizens' pages + staff console
+    app.include_router(eservices_registry_api.routes)
     console_pages.install(app)  # static files (marked public) + HTML login redirect
     return app

@@ -5,6 +5,7 @@ Errors a user can cause end as one line on stderr and a non-zero exit code.
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -146,66 +147,45 @@ def demo(
                 process.wait(timeout=10)
 
 
-def _register_subcommands() -> None:
-    """Each area registers its own Typer sub-app here."""
-    from safecity.platform import jobs_cli
-
-    app.add_typer(jobs_cli.app, name="jobs")
-
-    from safecity.platform import geo_cli
-
-    app.add_typer(geo_cli.app, name="geo")
-
-    from safecity.orgs import cli as orgs_cli
-
-    app.add_typer(orgs_cli.app, name="orgs")
-
-    from safecity.security import cli as users_cli
-
-    app.add_typer(users_cli.app, name="users")
-
-    from safecity.security import audit_cli
-
-    app.add_typer(audit_cli.app, name="audit")
-
-    from safecity.platform import events_cli
-
-    app.add_typer(events_cli.app, name="events")
-
-    from safecity.platform import notify_cli
-
-    app.add_typer(notify_cli.app, name="notify")
-
-    from safecity.sensing import rules_cli
-
-    app.add_typer(rules_cli.app, name="rules")
-
-    from safecity.sensing import cli as sensors_cli
-
-    app.add_typer(sensors_cli.app, name="sensors")
-
-    from safecity.sim import cli as sim_cli
-
-    app.add_typer(sim_cli.app, name="sim")
-
-    from safecity.crowd import cli as crowd_cli
-
-    app.add_typer(crowd_cli.app, name="crowd")
-
-    from safecity.linkage import cli as linkage_cli
-
-    app.add_typer(linkage_cli.app, name="linkage")
-
-    from safecity.fraud import cli as fraud_cli
-
-    app.add_typer(fraud_cli.app, name="fraud")
-
-    from safecity.traffic import cli as traffic_cli
-
-    app.add_typer(traffic_cli.app, name="traffic")
+#: Each area's Typer sub-app: command name -> (module, attribute). Only the group a command
+#: line names is imported (``safecity jobs worker`` does not load LightGBM or fpdf2, which
+#: matters when a supervisor restarts a worker); help and tests load them all.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "jobs": ("safecity.platform.jobs_cli", "app"),
+    "geo": ("safecity.platform.geo_cli", "app"),
+    "orgs": ("safecity.orgs.cli", "app"),
+    "users": ("safecity.security.cli", "app"),
+    "audit": ("safecity.security.audit_cli", "app"),
+    "events": ("safecity.platform.events_cli", "app"),
+    "notify": ("safecity.platform.notify_cli", "app"),
+    "rules": ("safecity.sensing.rules_cli", "app"),
+    "sensors": ("safecity.sensing.cli", "app"),
+    "sim": ("safecity.sim.cli", "app"),
+    "crowd": ("safecity.crowd.cli", "app"),
+    "linkage": ("safecity.linkage.cli", "app"),
+    "fraud": ("safecity.fraud.cli", "app"),
+    "traffic": ("safecity.traffic.cli", "app"),
+    "eservices": ("safecity.eservices.cli", "app"),
+    "keys": ("safecity.eservices.registry_cli", "keys_app"),
+}
 
 
-_register_subcommands()
+def _register_subcommands(argv: list[str] | None = None) -> None:
+    """Add the sub-apps ``argv[1]`` needs: its group, none for a top-level command (serve,
+    demo...), or all of them (help, a typo, tests)."""
+    first = argv[1] if argv and len(argv) > 1 else None
+    top_level = {
+        c.name or (c.callback.__name__.replace("_", "-") if c.callback else "")
+        for c in app.registered_commands
+    }
+    if first in top_level:
+        return
+    for name, (module, attribute) in SUBCOMMANDS.items():
+        if first not in SUBCOMMANDS or name == first:
+            app.add_typer(getattr(importlib.import_module(module), attribute), name=name)
+
+
+_register_subcommands(sys.argv if Path(sys.argv[0]).name == "safecity" else None)
 
 
 def main() -> None:

@@ -92,10 +92,13 @@ def seed_demo_users(session: Session) -> list[DemoLogin]:
 
 def prepare(runtime: Runtime) -> list[DemoLogin]:
     """Migrate and seed; returns the demo logins (passwords in clear, shown once)."""
+    from safecity.eservices.citizens import seed_demo_citizen
+
     upgrade("head", database_url=runtime.settings.effective_database_url)
     with transaction(runtime.sessions) as session:
         seed_demo_orgs(session, actor=audit.SYSTEM)
         logins = seed_demo_users(session)
+        seed_demo_citizen(session)  # the demo citizen's registry record (e-services prefill)
     # two simulated drivers settle a rear-end collision; the demo insurers acknowledge
     from safecity.accidents.demo import simulate_rear_end
 

@@ -5,6 +5,8 @@ from safecity.alerts import models as alerts_models
 from safecity.cases import models as cases_models
 from safecity.dispatch import models as dispatch_models
 from safecity.disputes import models as disputes_models
+from safecity.eservices import models as eservices_models
+from safecity.eservices import registry_models as eservices_registry_models
 from safecity.fraud import models as fraud_models
 from safecity.orgs import models as orgs_models
 from safecity.platform import bus_memory as bus_models
@@ -28,6 +30,8 @@ __all__ = [
     "consumer_models",
     "dispatch_models",
     "disputes_models",
+    "eservices_models",
+    "eservices_registry_models",
     "fraud_models",
     "jobs_models",
     "notify_models",

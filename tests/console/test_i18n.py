@@ -10,6 +10,7 @@ import pytest
 from starlette.requests import Request
 
 from safecity.console import i18n, pages, pages_admin
+from safecity.eservices.jobs import TITLE_KEY as ESERVICES_SLA_TITLE
 from safecity.fraud import models as fraud_models
 from safecity.fraud import pages as fraud_pages
 from safecity.fraud.actions import VISIT_TITLE as FRAUD_VISIT_TITLE
@@ -66,8 +67,10 @@ def used_keys() -> set[str]:
 
 def rule_title_keys() -> set[str]:
     """Alert titles are message keys named by the shipped rules (rendered with t()), by
-    the stale-sensor job's outage alerts and by the fraud engine's visit alerts."""
-    return {rule.alert.title for rule in RuleSet.shipped().rules} | {STALE_TITLE, FRAUD_VISIT_TITLE}
+    the stale-sensor job's outage alerts, the fraud engine's visit alerts and the
+    e-services deadline alerts."""
+    titles = {STALE_TITLE, FRAUD_VISIT_TITLE, ESERVICES_SLA_TITLE}
+    return {rule.alert.title for rule in RuleSet.shipped().rules} | titles
 
 
 def test_catalogues_have_the_same_keys_and_no_empty_text() -> None:

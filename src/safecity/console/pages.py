@@ -88,7 +88,12 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("crowd", msg("nav.domain.crowd")),
     Domain("traffic", msg("nav.domain.traffic")),
     Domain("fraud", msg("nav.domain.fraud"), href="/console/fraud", permission="fraud:read"),
-    Domain("eservices", msg("nav.domain.eservices")),
+    Domain(
+        "eservices",
+        msg("nav.domain.eservices"),
+        href="/console/eservices",
+        permission="eservices:read",
+    ),
     Domain(
         "accidents",
         msg("nav.domain.accidents"),
@@ -162,7 +167,7 @@ def static_url(path: str) -> str:
     return f"{STATIC_PREFIX}/{path}?v={__version__}"
 
 
-PUBLIC_PAGES: tuple[str, ...] = ("/portal", "/notices", "/accidents")
+PUBLIC_PAGES: tuple[str, ...] = ("/portal", "/notices", "/accidents", "/services")
 """Citizens' pages outside the console that the language switch may return to."""
 
 

@@ -71,6 +71,7 @@ JOB_MODULES: tuple[str, ...] = (
     "safecity.fraud.jobs",
     "safecity.accidents.insurers",
     "safecity.accidents.jobs",
+    "safecity.eservices.jobs",
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
