@@ -116,11 +116,34 @@ def test_bad_arguments() -> None:
         workdays_between(date(2026, 1, 9), date(2026, 1, 8))
 
 
-def test_beyond_the_table_is_a_configuration_error() -> None:
-    with pytest.raises(ConfigurationError, match="holiday table ends 2026-12-31; extend it"):
-        add_workdays(date(2026, 12, 20), 20)
-    with pytest.raises(ConfigurationError, match="ends 2026-12-31"):
-        is_workday(date(2027, 1, 4))
+def test_the_years_after_the_table_run_on_the_provisional_statutory_calendar() -> None:
+    cal = workdays.default_calendar()
+    assert not cal.is_provisional(date(2026, 12, 31))
+    assert cal.is_provisional(date(2027, 1, 4))
+    assert not is_workday(date(2027, 1, 1))  # New Year's Day, a Friday
+    assert is_workday(date(2027, 1, 4))
+    # Spring Festival 2027 (lunar new year on 6 February): Eve to the 3rd day off, with
+    # the days falling on the weekend rolled over to Tuesday and Wednesday
+    assert [is_workday(date(2027, 2, d)) for d in range(4, 12)] == [
+        True,  # Thu 4
+        False,  # Fri 5, New Year's Eve
+        False,  # Sat 6
+        False,  # Sun 7
+        False,  # Mon 8
+        False,  # Tue 9 (observed)
+        False,  # Wed 10 (observed)
+        True,  # Thu 11
+    ]
+    # a deadline across the turn of the year no longer fails
+    assert add_workdays(date(2026, 12, 30), 3) == date(2027, 1, 5)
+    assert workdays_between(date(2026, 12, 30), date(2027, 1, 5)) == 3
+
+
+def test_beyond_the_provisional_years_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="holiday table ends 2026-12-31 and the prov"):
+        add_workdays(date(2028, 12, 20), 20)
+    with pytest.raises(ConfigurationError, match="provisional calendar 2028-12-31"):
+        is_workday(date(2029, 1, 4))
     with pytest.raises(ConfigurationError, match="starts 2024-01-01"):
         workdays.is_workday(date(2023, 12, 29))
 

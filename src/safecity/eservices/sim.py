@@ -12,7 +12,8 @@ a fresh SQLite database under a temporary folder.
 The result has, per item, the median and p90 working days from submission to decision
 (unpaused, on the holiday table), the share of materials pulled instead of uploaded and
 the working days of the scripted single-window demo case (two departments in parallel).
-The holiday table ends on 31 December 2026: the simulated calendar must end before.
+The holiday table ends on 31 December 2026 (then two provisional years, see
+:mod:`~safecity.eservices.workdays`): keep the simulated calendar inside the table.
 """
 
 from __future__ import annotations

@@ -4,9 +4,13 @@ Deadlines of e-service items are counted in working days (工作日): Monday to 
 minus public holidays (放假), plus the weekend days worked in exchange (调休上班). The
 table is ours — :file:`holidays_cn.csv`, one row per holiday or make-up day, with the
 State Council notice for each year in its header — so the clock never depends on a
-network service. Beyond the table's years every function raises
-:class:`~safecity.platform.errors.ConfigurationError` instead of silently assuming that
-an unknown year has no holidays.
+network service. The notice for a year comes out in November or December of the year
+before, so the clock runs on a *provisional* calendar for the ``PROVISIONAL_YEARS`` after
+the table: the statutory holidays of 《全国年节及纪念日放假办法》 (lunar dates included)
+as the ``holidays`` package computes them, with weekend rollovers but no make-up
+workdays, which only the notice fixes; :meth:`HolidayCalendar.is_provisional` says when a
+day falls there and a warning is logged once per year. Further out every function raises
+:class:`~safecity.platform.errors.ConfigurationError` instead of guessing.
 
 Counting convention (as in 《中华人民共和国行政许可法》: a period starts the day after
 the event): ``add_workdays(start, n)`` is the n-th working day *after* ``start``;
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -31,13 +36,30 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+import holidays as holiday_rules
+
 from safecity.platform.errors import ConfigurationError, InvalidInput
 
+log = logging.getLogger(__name__)
 Pause = tuple[date, date]
 # Mainland China has used UTC+8 all year since 1991: no tz database needed.
 CHINA_TZ = timezone(timedelta(hours=8), "Asia/Shanghai")
 TABLE = "holidays_cn.csv"
 _KINDS = ("holiday", "workday")
+#: Years after the table's last one that run on the provisional (statutory) calendar.
+PROVISIONAL_YEARS = 2
+
+
+@lru_cache(maxsize=8)
+def provisional_holidays(year: int) -> frozenset[date]:
+    """Statutory days off of ``year`` (with weekend rollovers), without make-up workdays."""
+    log.warning(
+        "working-day clock: %d is not in %s; using the provisional statutory calendar "
+        "(no make-up workdays) until the State Council notice is added",
+        year,
+        TABLE,
+    )
+    return frozenset(holiday_rules.country_holidays("CN", years=year))
 
 
 @dataclass(frozen=True)
@@ -50,10 +72,16 @@ class HolidayCalendar:
     makeup_workdays: frozenset[date]
     names: dict[date, str] = field(default_factory=dict, compare=False)
 
+    def is_provisional(self, day: date) -> bool:
+        """Whether ``day`` is past the table, on the provisional calendar."""
+        self._check(day)
+        return day > self.last
+
     def _check(self, day: date) -> None:
-        if day > self.last:
+        if day.year > self.last.year + PROVISIONAL_YEARS:
             raise ConfigurationError(
-                f"holiday table ends {self.last.isoformat()}; extend it "
+                f"holiday table ends {self.last.isoformat()} and the provisional calendar "
+                f"{self.last.year + PROVISIONAL_YEARS}-12-31; extend it "
                 f"(asked about {day.isoformat()})"
             )
         if day < self.first:
@@ -65,6 +93,8 @@ class HolidayCalendar:
     def is_workday(self, day: date) -> bool:
         """Whether ``day`` is a working day (make-up weekend days count)."""
         self._check(day)
+        if day > self.last:
+            return day.weekday() < 5 and day not in provisional_holidays(day.year)
         if day in self.makeup_workdays:
             return True
         return day.weekday() < 5 and day not in self.holidays
