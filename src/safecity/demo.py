@@ -33,6 +33,11 @@ from safecity.security import service as users
 from safecity.security.models import User
 
 # (username, role, org code, display name)
+#: The e-services department that handles no-criminal-record certificates (its org is
+#: created on first use; the demo creates it before seeding the clerk).
+ESERVICES_WINDOW = "psb-police-station"
+ESERVICES_WINDOW_CODE = "eservices-" + ESERVICES_WINDOW
+
 DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
     ("admin", "admin", CITY_CODE, "Demo administrator"),
     ("auditor", "auditor", CITY_CODE, "Demo auditor"),
@@ -41,6 +46,7 @@ DEMO_USERS: tuple[tuple[str, str, str, str], ...] = (
     ("officer", "officer", DEMO_STATION_CODE, "Demo station officer (Huangpu)"),
     ("officer-pd", "officer", DEMO_OTHER_DISTRICT_CODE, "Demo officer (Pudong)"),
     ("dept", "department_staff", DEMO_DEPARTMENT_CODE, "Demo sanitation staff"),
+    ("clerk", "department_staff", ESERVICES_WINDOW_CODE, "Demo e-services clerk (police window)"),
     ("citizen", "citizen", CITY_CODE, "Demo citizen"),
 )
 
@@ -93,16 +99,23 @@ def seed_demo_users(session: Session) -> list[DemoLogin]:
 def prepare(runtime: Runtime) -> list[DemoLogin]:
     """Migrate and seed; returns the demo logins (passwords in clear, shown once)."""
     from safecity.eservices.citizens import seed_demo_citizen
+    from safecity.eservices.service import department_org
 
     upgrade("head", database_url=runtime.settings.effective_database_url)
     with transaction(runtime.sessions) as session:
         seed_demo_orgs(session, actor=audit.SYSTEM)
+        department_org(session, ESERVICES_WINDOW)
         logins = seed_demo_users(session)
         seed_demo_citizen(session)  # the demo citizen's registry record (e-services prefill)
     # two simulated drivers settle a rear-end collision; the demo insurers acknowledge
     from safecity.accidents.demo import simulate_rear_end
 
     simulate_rear_end(runtime)
+    # the demo citizen's no-criminal-record certificate: issued, shown as a QR, verified
+    # offline (VALID); a second one revoked (REVOKED); files under <var>/demo/
+    from safecity.eservices.demo import print_outcome, simulate_no_criminal_record
+
+    print_outcome(simulate_no_criminal_record(runtime), Console(width=max(Console().width, 140)))
     return logins
 
 
