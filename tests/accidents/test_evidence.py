@@ -115,6 +115,10 @@ def test_the_demo_simulation_settles_a_rear_end_and_the_demo_insurers_acknowledg
     assert (case.liability["share_a"], case.liability["share_b"]) == (0, 100)
     assert case.t3_insurer_ack_at is not None
     assert not case.flags  # synthetic photos: no duplicates, no EXIF to contradict
+    # a rerun of the demo returns the same case instead of a repeat of the same drivers
+    assert simulate_rear_end(runtime, lat=31.205, lng=121.405) == ref
+    with runtime.sessions() as s:
+        assert len(s.scalars(select(AccidentCase.id)).all()) == 1
 
 
 def test_an_oversized_photo_is_refused_by_the_service_too(

@@ -18,7 +18,7 @@ from PIL import Image
 from sqlalchemy import select
 
 from safecity.accidents import evidence, insurers, service, signing
-from safecity.accidents.models import POSITIONS, AccidentCase
+from safecity.accidents.models import POSITIONS, AccidentCase, AccidentParty
 from safecity.accidents.schemas import ELIGIBILITY, DeclarationIn, OpenIn, PartyDataIn
 from safecity.platform.db import transaction
 from safecity.platform.errors import InvalidInput
@@ -60,7 +60,20 @@ def _otp(runtime: Runtime, party_id: str, sent: int) -> str:
 
 
 def simulate_rear_end(runtime: Runtime, *, lat: float = 31.2304, lng: float = 121.4737) -> str:
-    """Settle one rear-end collision end to end; returns the case's reference."""
+    """Settle one rear-end collision end to end; returns the case's reference.
+
+    Once per database: a rerun of ``safecity demo`` returns the case it settled before
+    (another one with the same drivers would rightly be flagged as a repeat)."""
+    with runtime.sessions() as s:
+        done = s.scalar(
+            select(AccidentCase.ref)
+            .join(AccidentParty, AccidentParty.case_id == AccidentCase.id)
+            .where(AccidentParty.role == "A", AccidentParty.plate == DRIVERS["A"][0])
+            .where(AccidentCase.t2_signed_at.is_not(None))
+            .limit(1)
+        )
+    if done is not None:
+        return done
     with transaction(runtime.sessions) as s:
         opened = service.open_case(
             session=s,
