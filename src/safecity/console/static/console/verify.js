@@ -10,6 +10,9 @@
   var api = main.getAttribute("data-verify-api");
   var maxImage = parseInt(main.getAttribute("data-max-image"), 10) || 8388608;
   var MAX_SIDE = 1600; // downscale big photos before decoding: fast and enough for a QR
+  // A picked photo: a small, fast pass first (most phone photos of a QR decode at 800 px),
+  // then full size, then the inverted image (a QR shown light-on-dark).
+  var PHOTO_PASSES = [[800, "dontInvert"], [MAX_SIDE, "dontInvert"], [MAX_SIDE, "onlyInvert"]];
 
   var scanBox = main.querySelector("[data-needs-js]");
   var startBtn = document.getElementById("scan-start");
@@ -104,14 +107,29 @@
     }).then(function () { busy = false; });
   }
 
-  function decodeFrom(source, width, height) {
-    var scale = Math.min(1, MAX_SIDE / Math.max(width, height));
+  function decodeFrom(source, width, height, maxSide, inversion) {
+    var scale = Math.min(1, (maxSide || MAX_SIDE) / Math.max(width, height));
     canvas.width = Math.max(1, Math.round(width * scale));
     canvas.height = Math.max(1, Math.round(height * scale));
     ctx.drawImage(source, 0, 0, canvas.width, canvas.height);
     var pixels = ctx.getImageData(0, 0, canvas.width, canvas.height);
-    var found = window.jsQR(pixels.data, pixels.width, pixels.height, { inversionAttempts: "attemptBoth" });
+    var found = window.jsQR(pixels.data, pixels.width, pixels.height,
+      { inversionAttempts: inversion || "attemptBoth" });
     return found && found.data ? found.data : null;
+  }
+
+  function decodePhoto(source, width, height) {
+    for (var i = 0; i < PHOTO_PASSES.length; i += 1) {
+      var pass = PHOTO_PASSES[i];
+      var previous = i > 0 ? PHOTO_PASSES[i - 1] : null;
+      // the same image again: it already fitted the previous pass's size
+      if (previous && previous[1] === pass[1] && Math.max(width, height) <= previous[0]) {
+        continue;
+      }
+      var text = decodeFrom(source, width, height, pass[0], pass[1]);
+      if (text) { return text; }
+    }
+    return null;
   }
 
   function stop() {
@@ -154,7 +172,7 @@
     if (file.type && file.type.indexOf("image/") !== 0) { say(M.not_image, true); return; }
     if (file.size > maxImage) { say(M.too_big, true); return; }
     createImageBitmap(file).then(function (bitmap) {
-      var text = decodeFrom(bitmap, bitmap.width, bitmap.height);
+      var text = decodePhoto(bitmap, bitmap.width, bitmap.height);
       if (bitmap.close) { bitmap.close(); }
       if (text) { verify(text); } else { say(M.no_qr, true); }
     }).catch(function () { say(M.not_image, true); });
