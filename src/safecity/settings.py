@@ -88,6 +88,15 @@ class Settings(BaseSettings):
     fraud_text_model: Path | None = Field(
         default=None, description="Scam-text model artifact for consenting users' SMS (else rules)."
     )
+    eservices_issuer: str = Field(
+        default="https://safecity.example",
+        pattern=r"^https://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$",
+        max_length=120,
+        description=(
+            "E-certificate issuer URL (iss of credentials, status lists and trust bundles; "
+            "new status lists are published under it); no trailing slash."
+        ),
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -89,7 +89,10 @@ def test_png_decodes_with_zxing_and_svg_renders() -> None:
 
 def test_oversize_payload_refused_at_issue_time() -> None:
     key = SigningKey.generate("Ed25519")
-    long_address = {**HOTEL, "address": "上海市黄浦区人民大道 200 号 " * 6}
+    # 80 distinct CJK characters: zlib cannot shrink them (the compact form would
+    # absorb a repeated phrase)
+    address = "".join(chr(0x4E00 + (i * 37) % 2000) for i in range(80))
+    long_address = {**HOTEL, "address": address}
     with pytest.raises(PayloadTooLarge, match="400"):
         _qr(key, long_address)
 

@@ -96,16 +96,26 @@ def test_staff_revoke_turns_the_verdict_to_revoked_with_reason(
         headers=people.outsider.headers,
     )
     assert far.status_code == 404
+    odd = client.post(
+        f"{API}/certificates/{cert.id}/revoke",
+        json={"reason": "x", "code": "because"},
+        headers=people.supervisor.headers,
+    )
+    assert odd.status_code == 422
+    _problem(odd)
     done = client.post(
         f"{API}/certificates/{cert.id}/revoke",
-        json={"reason": "obtained by fraud"},
+        json={"reason": "obtained by fraud", "code": "withdrawn_by_authority"},
         headers=people.supervisor.headers,
     )
     assert done.status_code == 200
     assert done.json()["status"] == "revoked"
+    assert done.json()["reason_code"] == "withdrawn_by_authority"
+    assert done.json()["reason"] == "obtained by fraud"  # staff see the free text
     body = client.post(f"{API}/verify", json={"text": text}).json()
     assert body["status"] == "REVOKED"
-    assert body["reason"] == "obtained by fraud"
+    assert body["reason_code"] == "withdrawn_by_authority"
+    assert "fraud" not in str(body)  # the public verdict shows the code only
     again = client.post(
         f"{API}/certificates/{cert.id}/revoke",
         json={"reason": "x"},

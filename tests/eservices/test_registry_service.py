@@ -17,7 +17,6 @@ from safecity.platform.errors import (
     IllegalTransition,
     InvalidInput,
     NotFound,
-    PayloadTooLarge,
     PermissionDenied,
 )
 from safecity.platform.runtime import Runtime
@@ -48,7 +47,14 @@ def _verify(runtime: Runtime, text: str, **kw: object) -> Verdict:
     return verification.verify_text(text, cache=_cache(runtime), now=kw.pop("now", LATER), **kw)  # type: ignore[arg-type]
 
 
-def _change(runtime: Runtime, people: People, action: str, cert_id: str, reason: str) -> None:
+def _change(
+    runtime: Runtime,
+    people: People,
+    action: str,
+    cert_id: str,
+    reason: str,
+    **extra: object,
+) -> None:
     with runtime.sessions.begin() as s:
         fn = getattr(registry, action)
         fn(
@@ -56,6 +62,7 @@ def _change(runtime: Runtime, people: People, action: str, cert_id: str, reason:
             principal=principal(s, people.supervisor),
             certificate_id=cert_id,
             reason=reason,
+            **extra,
         )
 
 
@@ -122,10 +129,12 @@ def test_revoke_gives_revoked_with_reason_for_every_copy(runtime: Runtime, peopl
     cert = issue(runtime, people)
     qr = _qr(runtime, people, cert.id)
     assert _verify(runtime, qr).valid
-    _change(runtime, people, "revoke", cert.id, "record found on review")
+    _change(runtime, people, "revoke", cert.id, "record found on review", code="issued_in_error")
     verdict = _verify(runtime, qr)
     assert verdict.status is VerdictStatus.REVOKED
-    assert verdict.reason == "record found on review"
+    # the published code, never the private free text (the verify API is public)
+    assert verdict.reason_code == "issued_in_error"
+    assert verdict.reason == "revoked by the issuer (issued_in_error)"
     with runtime.sessions() as s:
         sl = StatusList.from_state(s.scalars(select(CertStatusList)).one().state)
         row = s.get(Certificate, cert.id)
@@ -146,7 +155,7 @@ def test_suspend_and_reinstate(runtime: Runtime, people: People) -> None:
     _change(runtime, people, "suspend", cert.id, "under review")
     verdict = _verify(runtime, qr)
     assert verdict.status is VerdictStatus.SUSPENDED
-    assert verdict.reason == "under review"
+    assert verdict.reason == "suspended by the issuer"  # the free text stays private
     with runtime.sessions.begin() as s:
         back = registry.reinstate(
             session=s, principal=principal(s, people.supervisor), certificate_id=cert.id
@@ -368,7 +377,12 @@ def test_reissue_revokes_old_copies_and_issues_the_next_generation(
     assert detail.claims["attributes"]["purpose"] == "出国"
     old = _verify(runtime, old_qr)
     assert old.status is VerdictStatus.REVOKED
-    assert "purpose corrected" in old.reason
+    assert old.reason_code == "superseded"
+    assert "purpose corrected" not in old.reason
+    with runtime.sessions() as s:
+        row = s.get(Certificate, cert.id)
+        assert row is not None
+        assert (row.reason_code, row.reason) == ("superseded", "superseded: purpose corrected")
     assert _verify(runtime, _qr(runtime, people, new.id)).valid
 
 
@@ -400,10 +414,19 @@ def test_profile_qr_drops_optional_claims_to_fit_and_refuses_bad_profiles(
     verdict = _verify(runtime, employer)
     assert verdict.valid
     assert verdict.claims["family_name"] == "王"
-    assert "attributes" not in verdict.claims  # optional, left out to fit 400 characters
     age = _verify(runtime, _qr(runtime, people, cert.id, profile="age-check"))
     assert age.claims == {"age_over_18": True}
-    with pytest.raises(PayloadTooLarge, match="narrower profile"):
-        _qr(runtime, people, cert.id, profile="roadside-police")  # full ID + long vct
+    police = _verify(runtime, _qr(runtime, people, cert.id, profile="roadside-police"))
+    assert police.claims["id_number"] == CLAIMS["id_number"]  # compact QR: it fits now
+    noise = "".join(chr(0x4E00 + (i * 37) % 2000) for i in range(70))  # zlib cannot shrink
+    long_claims = {
+        **CLAIMS,
+        "attributes": {"result": "未发现有犯罪记录", "query_scope": noise, "purpose": "就业"},
+    }
+    big = issue(runtime, people, application_id="app-big", claims=long_claims)
+    fitted = _verify(runtime, _qr(runtime, people, big.id, profile="employer"))
+    assert fitted.valid
+    # the least important attributes were left out first, the defining one kept if it fits
+    assert fitted.claims["attributes"] == {"result": "未发现有犯罪记录"}
     with pytest.raises(NotFound, match="unknown purpose profile"):
         _qr(runtime, people, cert.id, profile="nosy")

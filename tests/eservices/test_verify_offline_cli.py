@@ -121,18 +121,31 @@ def test_cli_verify_online_offline_and_revoke(
     assert offline.exit_code == 0, offline.output
     assert json.loads(offline.output)["status"] == "VALID"
 
-    revoked = runner.invoke(cli_app, ["eservices", "revoke", cert.id, "--reason", "lost phone"])
+    bad_code = runner.invoke(
+        cli_app, ["eservices", "revoke", cert.id, "--reason", "lost phone", "--code", "oops"]
+    )
+    assert bad_code.exit_code == 2
+    assert bad_code.output.strip().startswith("error: unknown reason code")
+    revoked = runner.invoke(
+        cli_app,
+        ["eservices", "revoke", cert.id, "--reason", "lost phone", "--code", "holder_request"],
+    )
     assert revoked.exit_code == 0, revoked.output
-    assert "revoked (lost phone)" in revoked.output
+    assert "revoked (lost phone) [code holder_request]" in revoked.output
     after = runner.invoke(cli_app, ["eservices", "verify", qr])
     assert after.exit_code == 1
-    assert after.output.startswith("REVOKED: lost phone")
+    assert after.output.startswith("REVOKED: revoked by the issuer (holder_request)")
+    assert "lost phone" not in after.output  # the free text stays private
     runner.invoke(cli_app, ["eservices", "bundle", "-o", str(bundle_file)])
     off_after = runner.invoke(
         cli_app, ["eservices", "verify", qr, "--bundle", str(bundle_file), "--offline"]
     )
     assert off_after.exit_code == 1
-    assert off_after.output.startswith("REVOKED")
+    assert off_after.output.startswith("REVOKED: revoked by the issuer (holder_request)")
+    off_json = runner.invoke(
+        cli_app, ["eservices", "verify", qr, "--bundle", str(bundle_file), "--offline", "--json"]
+    )
+    assert json.loads(off_json.output)["reason_code"] == "holder_request"
 
 
 def test_cli_bad_input_is_one_line_with_exit_2(cli_runtime: Runtime, tmp_path: Path) -> None:

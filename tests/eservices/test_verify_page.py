@@ -48,12 +48,14 @@ def test_text_box_fallback_shows_the_verdict_and_profile_claims(
             session=s,
             principal=principal(s, people.supervisor),
             certificate_id=cert.id,
-            reason="withdrawn",
+            reason="withdrawn: private note",
+            code="withdrawn_by_authority",
         )
     revoked = client.post("/verify", data={"text": qr}, headers={"Accept-Language": "zh"})
     assert 'data-status="REVOKED"' in revoked.text
     assert "已撤销" in revoked.text
-    assert "withdrawn" in revoked.text
+    assert "withdrawn_by_authority" in revoked.text  # the published code
+    assert "private note" not in revoked.text
 
 
 def test_garbage_and_oversized_text_get_a_clear_answer(client: TestClient) -> None:

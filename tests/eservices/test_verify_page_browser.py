@@ -111,11 +111,13 @@ def test_pick_an_image_decode_in_the_browser_and_verify(live: dict[str, Any]) ->
                     session=s,
                     principal=audit.SYSTEM,
                     certificate_id=live["cert"],
-                    reason="withdrawn by the issuer",
+                    reason="private note: withdrawn",
+                    code="withdrawn_by_authority",
                 )
             page.set_input_files("#qr-file", str(files["qr"]))
             expect(verdict).to_have_attribute("data-status", "REVOKED")
-            expect(verdict).to_contain_text("withdrawn by the issuer")
+            expect(verdict).to_contain_text("withdrawn_by_authority")  # the published code
+            expect(verdict).not_to_contain_text("private note")
         finally:
             browser.close()
     assert problems == []

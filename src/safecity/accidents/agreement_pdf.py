@@ -46,9 +46,11 @@ def agreement_lines(sealed: Mapping[str, Any]) -> list[tuple[str, list[tuple[str
     parties = []
     for p in s["parties"]:
         role = p["role"]
+        verified = p.get("verified") or {}
+        mark = dict.fromkeys(verified, " (verified from e-certificate)")
         parties += [
-            (f"{role}: plate", p.get("plate") or "-"),
-            (f"{role}: licence no.", p.get("licence_no") or "-"),
+            (f"{role}: plate", (p.get("plate") or "-") + mark.get("plate", "")),
+            (f"{role}: licence no.", (p.get("licence_no") or "-") + mark.get("licence_no", "")),
             (
                 f"{role}: insurer / policy",
                 f"{p.get('insurer') or '-'} / {p.get('policy_no') or '-'}",

@@ -76,7 +76,8 @@ class AccidentCase(Base):
 
 
 class AccidentParty(Base):
-    """One driver. ``plate``, ``licence_no``, ``policy_no`` and ``phone`` are personal."""
+    """One driver. ``plate``, ``licence_no``, ``policy_no``, ``phone`` and ``holder_name``
+    are personal."""
 
     __tablename__ = "accident_parties"
     __table_args__ = (UniqueConstraint("case_id", "role", name="uq_accident_parties_role"),)
@@ -90,6 +91,12 @@ class AccidentParty(Base):
     insurer_code: Mapped[str] = mapped_column(String(32), default="")
     policy_no: Mapped[str] = mapped_column(String(40), default="", info={"personal": True})
     phone: Mapped[str] = mapped_column(String(20), default="", info={"personal": True})
+    holder_name: Mapped[str] = mapped_column(String(64), default="", info={"personal": True})
+    """The licence holder's name, only as disclosed by a verified e-driving licence."""
+    field_sources: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Per data field: ``{"source": "typed"}`` or ``{"source": "credential", ...}`` with the
+    certificate type, its identifier digest and the verdict time
+    (:mod:`safecity.accidents.credentials`); a field without an entry was typed."""
     own_situations: Mapped[list[str]] = mapped_column(JSON, default=list)
     other_situations: Mapped[list[str]] = mapped_column(JSON, default=list)
     declared_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

@@ -4,7 +4,10 @@ Drivers: ``/accidents`` (checklist + open, or join by code), ``/accidents/join?c
 (what A's QR code opens), then each driver's page ``/accidents/{ref}/{A|B}``. A driver is
 recognised by a party token in an HttpOnly, SameSite=Lax cookie scoped to that page's
 path (so one browser may even hold both drivers in a demo); forms are plain HTML posts
-(no JavaScript). A cross-site post carries no Lax cookie, so it acts for nobody.
+(no JavaScript needed). A cross-site post carries no Lax cookie, so it acts for nobody.
+On the data step a driver may fill the licence or the plate from an e-certificate QR
+(:mod:`safecity.accidents.credentials`): ``static/console/accidents_credential.js`` scans
+it with the camera (vendored jsQR) into the paste box and posts the same form.
 
 Officers: ``/console/accidents`` lists escalated cases in scope and the median times
 t0→t2 and t2→t3 per district.
@@ -31,7 +34,15 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from safecity.accidents import agreement_pdf, evidence, insurers, review, service, signing
+from safecity.accidents import (
+    agreement_pdf,
+    credentials,
+    evidence,
+    insurers,
+    review,
+    service,
+    signing,
+)
 from safecity.accidents.models import POSITIONS, AccidentCase, AccidentParty, InsurerNotice
 from safecity.accidents.schemas import ELIGIBILITY, DeclarationIn, OpenIn, PartyDataIn, ReviewIn
 from safecity.accidents.workflow import READ, REVIEW
@@ -56,6 +67,11 @@ limited = [Depends(rate_limit("accidents", per_minute=60, burst=30))]
 Ref = Annotated[str, Path(pattern=r"^SH[A-Z0-9]{8}$")]
 Role = Annotated[str, Path(pattern=r"^[AB]$")]
 Position = Annotated[str, Path(pattern=r"^(plate_a|plate_b|contact|wide_1|wide_2)$")]
+CredKind = Annotated[str, Path(pattern=r"^(licence|registration)$")]
+#: The driver's page may use the camera (scanning an e-certificate QR), nothing else new.
+PERMISSIONS = (
+    "camera=(self), microphone=(), geolocation=(self), payment=(), usb=(), interest-cohort=()"
+)
 Short = Annotated[str, Form(max_length=40)]
 Reader = Annotated[Principal, Depends(console_require(READ))]
 
@@ -103,6 +119,7 @@ def _render_party(
     *,
     error: str | None = None,
     status_code: int = 200,
+    cred: credentials.Checked | None = None,
 ) -> HTMLResponse:
     lang = _lang(request)
     found = service.parties(session, case)
@@ -113,7 +130,7 @@ def _render_party(
         join_url = f"{str(request.base_url).rstrip('/')}{BASE}/join?code={code}"
         qr = segno.make(join_url, error="m").svg_data_uri(scale=4, border=2)
     notices = session.scalars(select(InsurerNotice).where(InsurerNotice.case_id == case.id))
-    return render(
+    response = render(
         request,
         "accidents/party.html",
         status_code=status_code,
@@ -134,7 +151,14 @@ def _render_party(
         ),
         error=error,
         page=_page(case.ref, party.role),
+        cred=cred,
+        sources={
+            name: credentials.source_of(party, name)
+            for name in ("plate", "licence_no", "holder_name")
+        },
     )
+    response.headers["Permissions-Policy"] = PERMISSIONS
+    return response
 
 
 # --------------------------------------------------------------------------- start, join
@@ -266,6 +290,39 @@ def party_data(
         service.set_party_data(session=session, case=c, party=p, data=data)
 
     return _form_action(request, session, ref, role, act)
+
+
+@router.post(BASE + "/{ref}/{role}/credentials/{kind}", dependencies=limited)
+def credential(
+    request: Request,
+    session: DbSession,
+    ref: Ref,
+    role: Role,
+    kind: CredKind,
+    text: Annotated[str, Form(max_length=credentials.MAX_TEXT)] = "",
+) -> Response:
+    """Fill the licence (and holder name) or the plate from a scanned or pasted ``SC1:``
+    e-certificate QR. A refused one re-renders the page (422) with its reason and changes
+    no data; a revoked / suspended licence is still committed as a flag (and escalation)."""
+    case, party = _party(request, session, ref, role)
+    try:
+        checked = credentials.fill(
+            session=session,
+            case=case,
+            party=party,
+            kind=kind,
+            text=text,
+            cache=credentials.cache_of(get_runtime(request)),
+        )
+    except (InvalidInput, Conflict) as exc:
+        session.rollback()
+        case, party = _party(request, session, ref, role)
+        return _render_party(
+            request, session, case, party, error=str(exc.status), status_code=exc.status
+        )
+    if not checked.ok:
+        return _render_party(request, session, case, party, cred=checked, status_code=422)
+    return RedirectResponse(_page(ref, role) + "#credentials", status_code=303)
 
 
 @router.post(BASE + "/{ref}/{role}/declaration", dependencies=limited)

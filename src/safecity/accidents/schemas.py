@@ -79,6 +79,9 @@ class PartyRead(BaseModel):
     insurer_code: str
     policy_no: Annotated[str, Personal]
     phone: Annotated[str, Personal]
+    holder_name: Annotated[str, Personal] = ""
+    field_sources: dict[str, Any] = Field(default_factory=dict)
+    """Per data field: typed, or verified from an e-certificate (type, digest, time)."""
     own_situations: list[str]
     other_situations: list[str]
     declared_at: datetime | None

@@ -50,6 +50,8 @@ CLUSTER_RADIUS_M = 150.0
 CLUSTER_WINDOW = timedelta(days=90)
 CLUSTER_THRESHOLD = 3  # this many other cases within the radius and window: flag the spot
 _CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+#: The data step's fields (a verified e-certificate may fill plate and licence_no).
+DATA_FIELDS: tuple[str, ...] = ("plate", "licence_no", "insurer_code", "policy_no", "phone")
 
 
 def sha256_hex(text: str) -> str:
@@ -303,15 +305,38 @@ def set_party_data(
 ) -> None:
     ensure_editable(case)
     insurers.get_insurer(data.insurer_code)
+    before = {name: str(getattr(party, name)) for name in DATA_FIELDS}
     party.plate = data.plate.strip().upper()
     party.licence_no = data.licence_no.strip().upper()
     party.insurer_code = data.insurer_code
     party.policy_no = data.policy_no.strip().upper()
     party.phone = data.phone.strip()
+    party.field_sources = typed_sources(party, before)
+    if party.licence_no != before["licence_no"]:
+        party.holder_name = ""  # the name belonged to the verified licence number
     who = party_principal(case, party)
     audit_action(session, who, "party_data", case, role=party.role, insurer=data.insurer_code)
     flag(session, case, who, repeats(session=session, case=case, party=party))
     advance(session=session, case=case, who=who)
+
+
+def data_complete(party: AccidentParty) -> bool:
+    """Every data field is in (a credential may have filled some before the form)."""
+    return all(getattr(party, name) for name in DATA_FIELDS)
+
+
+def typed_sources(party: AccidentParty, before: dict[str, str]) -> dict[str, Any]:
+    """``field_sources`` after the driver saved the data form: a field filled from a
+    credential and left unchanged keeps its credential entry; every other one is typed."""
+    old = dict(party.field_sources or {})
+    out: dict[str, Any] = {}
+    for name in DATA_FIELDS:
+        entry = old.get(name) or {}
+        kept = entry.get("source") == "credential" and getattr(party, name) == before[name]
+        out[name] = entry if kept else {"source": "typed"}
+    if party.licence_no == before["licence_no"] and "holder_name" in old:
+        out["holder_name"] = old["holder_name"]
+    return out
 
 
 def repeats(*, session: Session, case: AccidentCase, party: AccidentParty) -> list[dict[str, Any]]:
@@ -377,7 +402,7 @@ def missing(session: Session, case: AccidentCase) -> list[str]:
         if p is None:
             out.append(f"join_{role}")
             continue
-        if not p.plate:
+        if not data_complete(p):
             out.append(f"data_{role}")
         if p.declared_at is None:
             out.append(f"declare_{role}")

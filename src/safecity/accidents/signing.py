@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from safecity.accidents import events, insurers
+from safecity.accidents import credentials, events, insurers
 from safecity.accidents.models import AccidentCase, AccidentParty, AccidentSignature, InsurerNotice
 from safecity.accidents.service import audit_action, parties, party_principal, photos, sha256_hex
 from safecity.accidents.workflow import ACCIDENT
@@ -49,24 +49,32 @@ def summary(session: Session, case: AccidentCase) -> dict[str, Any]:
         "place": {"lat": case.lat, "lng": case.lng},
         "started_at": case.t0_started_at.isoformat(),
         "road_cleared_at": case.t1_road_cleared_at.isoformat() if case.t1_road_cleared_at else None,
-        "parties": [
-            {
-                "role": p.role,
-                "plate": p.plate,
-                "licence_no": p.licence_no,
-                "insurer": p.insurer_code,
-                "policy_no": p.policy_no,
-                "own_situations": p.own_situations,
-                "other_situations": p.other_situations,
-            }
-            for _, p in sorted(found.items())
-        ],
+        "parties": [_party_summary(p) for _, p in sorted(found.items())],
         "liability": case.liability,
         "evidence": sorted(
             ({"position": x.position, "sha256": x.sha256} for x in photos(session, case)),
             key=lambda e: (e["position"], e["sha256"]),
         ),
     }
+
+
+def _party_summary(p: AccidentParty) -> dict[str, Any]:
+    """One driver in the summary. ``verified`` (added in place, only when a field was
+    filled from an e-certificate, so a summary without one is unchanged) maps each such
+    field to the certificate type, its identifier digest, the verdict and its time."""
+    out: dict[str, Any] = {
+        "role": p.role,
+        "plate": p.plate,
+        "licence_no": p.licence_no,
+        "insurer": p.insurer_code,
+        "policy_no": p.policy_no,
+        "own_situations": p.own_situations,
+        "other_situations": p.other_situations,
+    }
+    verified = credentials.summary_entries(p)
+    if verified:
+        out["verified"] = verified
+    return out
 
 
 def summary_sha256(session: Session, case: AccidentCase) -> str:

@@ -14,12 +14,17 @@ record commit together or not at all.
   holder shows — an ``SC1:`` offline QR (≤ 400 characters, one purpose profile, expiring
   within 5 minutes), a PDF with that QR, or an SD-JWT presentation with key binding.
 * :func:`revoke` / :func:`suspend` / :func:`reinstate` change every batch copy at once;
-  :func:`reissue` (an attribute changed) = revoke + issue a new generation.
+  :func:`reissue` (an attribute changed) = revoke (code ``superseded``) + issue a new
+  generation. A revocation carries a published reason *code*
+  (:data:`~.credentials.status_list.REASON_CODES`) and a private free-text reason; each
+  change emits an outbox event (:mod:`safecity.eservices.events`: ids and codes only).
 * Publication: :func:`status_list_token` (IETF Token Status List JWT, ``ttl`` 300 s),
   :func:`bitstring_credential` (W3C Bitstring Status List, plain or signed ``vc+jwt``),
   :func:`issuer_jwks`, :func:`trust_bundle` (signed offline bundle: every issuer key,
   rotated-out ones too, and a snapshot of every status list).
 
+The issuer URL is the setting ``SAFECITY_ESERVICES_ISSUER`` (:func:`issuer_of`); new
+status lists are published under ``{issuer}/status/{n}`` (existing lists keep their URI).
 Keys live under the key directory (:mod:`safecity.eservices.registry_keys`).
 Permissions: ``certificates:own`` (citizens: their own), ``certificates:read`` (staff, in
 org scope), ``certificates:issue``, ``certificates:manage`` (revoke / suspend / reinstate).
@@ -37,6 +42,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from safecity.eservices import events
 from safecity.eservices import registry_keys as rk
 from safecity.eservices.catalogue import DERIVED_CLAIMS, CertificateSpec, default_catalogue
 from safecity.eservices.certificate_pdf import CertificateView, claim_rows, render_certificate_pdf
@@ -51,10 +57,16 @@ from safecity.eservices.credentials import (
     present,
     vc_view,
 )
+from safecity.eservices.credentials.aliases import aliases_json
 from safecity.eservices.credentials.jose import sign_jwt
-from safecity.eservices.credentials.profiles import Profile, derived_claims
-from safecity.eservices.credentials.status_list import MIN_SIZE
+from safecity.eservices.credentials.profiles import Profile, default_profile, derived_claims
+from safecity.eservices.credentials.status_list import (
+    MIN_SIZE,
+    REASON_CODES,
+    check_reason_code,
+)
 from safecity.eservices.registry_models import Certificate, CertificateAction, CertStatusList
+from safecity.platform import outbox
 from safecity.platform.db import new_id, utcnow
 from safecity.platform.errors import (
     Conflict,
@@ -68,11 +80,15 @@ from safecity.platform.runtime import settings_for
 from safecity.security import audit, rbac
 from safecity.security.rbac import Principal
 
+#: The default issuer (``SAFECITY_ESERVICES_ISSUER`` overrides it: :func:`issuer_of`).
 ISSUER = "https://safecity.example"
 STATUS_BASE = f"{ISSUER}/status"
 COPIES = 3
 STATUS_TTL = timedelta(seconds=300)
-DEFAULT_PROFILE = "hotel"  # name + last 4 ID digits: fits 400 characters
+#: The preferred default profile for a person's certificate (name + last 4 ID digits);
+#: a certificate that cannot satisfy it gets the first profile it can
+#: (:func:`~.credentials.profiles.default_profile`: a permit gets ``permit-check``).
+DEFAULT_PROFILE = "hotel"
 MAX_REASON = 500
 VC_JWT_TYP = "vc+jwt"
 
@@ -109,6 +125,7 @@ class CertificateRead(BaseModel):
     org_id: str | None
     status: State
     reason: str | None
+    reason_code: str | None = None
     issued_at: datetime
     expires_at: datetime
     kid: str
@@ -127,6 +144,11 @@ class CertificateDetail(CertificateRead):
 
 def key_dir_of(session: Session) -> Path:
     return settings_for(session).effective_key_dir
+
+
+def issuer_of(session: Session) -> str:
+    """The issuer URL (``SAFECITY_ESERVICES_ISSUER``) of ``session``'s runtime."""
+    return settings_for(session).eservices_issuer.rstrip("/")
 
 
 def _spec(item_code: str, certificate_type: str | None) -> CertificateSpec:
@@ -164,6 +186,7 @@ def _read(row: Certificate) -> CertificateRead:
         org_id=row.org_id,
         status=row.state,
         reason=row.reason,
+        reason_code=row.reason_code,
         issued_at=row.issued_at,
         expires_at=row.expires_at,
         kid=row.kid,
@@ -232,7 +255,7 @@ def _lock_list(session: Session, *, uri: str | None = None) -> tuple[CertStatusL
 
 def _new_list(session: Session) -> tuple[CertStatusList, StatusList]:
     next_id = (session.scalar(select(func.max(CertStatusList.id))) or 0) + 1
-    sl = StatusList(f"{STATUS_BASE}/{next_id}", size=MIN_SIZE, bits=2)
+    sl = StatusList(f"{issuer_of(session)}/status/{next_id}", size=MIN_SIZE, bits=2)
     row = CertStatusList(
         id=next_id, uri=sl.uri, bits=sl.bits, size=sl.size, state=sl.to_state(), version=1
     )
@@ -271,12 +294,14 @@ def _log(
     reason: str | None,
     version: int,
     detail: dict[str, Any] | None = None,
+    reason_code: str | None = None,
 ) -> None:
     session.add(
         CertificateAction(
             certificate_id=row.id,
             action=action,
             reason=reason,
+            reason_code=reason_code,
             actor_id=principal.id,
             status_uri=row.status_uri,
             list_version=version,
@@ -289,6 +314,39 @@ def _log(
         target_type="certificate",
         target_id=row.id,
         detail={"item": row.item_code, "state": row.state, **(detail or {})},
+    )
+
+
+_EVENT_TYPES = {
+    "revoke": events.CERT_REVOKED,
+    "suspend": events.CERT_SUSPENDED,
+    "reinstate": events.CERT_REINSTATED,
+    "reissue": events.CERT_REISSUED,
+}
+
+
+def _emit(session: Session, row: Certificate, action: str, list_row: CertStatusList) -> None:
+    """The outbox event of a status change (ids and codes only: no claims, no free text)."""
+    payload: dict[str, Any] = {
+        "certificate_id": row.id,
+        "item_code": row.item_code,
+        "certificate_type": row.certificate_type,
+        "org_id": row.org_id,
+        "generation": row.generation,
+        "status_list": list_row.id,
+        "list_version": list_row.version,
+        "at": (row.updated_at or utcnow()).astimezone(UTC).isoformat(timespec="seconds"),
+    }
+    if action == "revoke":
+        payload["reason_code"] = row.reason_code or "unspecified"
+    if action == "reissue":
+        payload["replaces_id"] = row.replaces_id
+    outbox.emit(
+        session,
+        type=_EVENT_TYPES[action],
+        source=events.SOURCE,
+        org_id=row.org_id,
+        payload=payload,
     )
 
 
@@ -370,7 +428,7 @@ def _issue(
     issued = issue_certificate(
         certificate_id=cert_id,
         key=issuer_key,
-        issuer=ISSUER,
+        issuer=issuer_of(session),
         vct=spec.vct,
         claims=values,
         status_list=sl,
@@ -415,6 +473,8 @@ def _issue(
         version=list_row.version,
         detail={"application": application_id, "copies": copies, "kid": issuer_key.kid},
     )
+    if replaces_id is not None:
+        _emit(session, row, "reissue", list_row)
     return _read(row)
 
 
@@ -452,7 +512,7 @@ def get_certificate(
         purpose=purpose,
     )
     vc = vc_view(
-        issuer=ISSUER,
+        issuer=issuer_of(session),
         vct=row.vct,
         claims=claims,
         valid_from=row.issued_at,
@@ -513,14 +573,14 @@ def certificate_qr(
     profile: str | None = None,
     now: datetime | None = None,
 ) -> str:
-    """A fresh ``SC1:`` QR for one purpose profile (default :data:`DEFAULT_PROFILE`),
+    """A fresh ``SC1:`` QR for one purpose profile (default: :func:`default_profile_for`),
     valid 5 minutes (less if the certificate expires sooner); audited."""
     row = _load(session, principal, certificate_id)
     now = (now or utcnow()).astimezone(UTC)
     _usable(row, now)
-    name = profile or DEFAULT_PROFILE
-    prof = get_profile(name)
     claims = _claims(session, row)
+    name = profile or default_profile_for(claims)
+    prof = get_profile(name)
     missing = prof.missing(claims)
     if missing:
         raise InvalidInput(f"this certificate lacks {', '.join(missing)} for profile {name}")
@@ -537,18 +597,50 @@ def certificate_qr(
     return text
 
 
+def default_profile_for(claims: Mapping[str, Any]) -> str:
+    """:data:`DEFAULT_PROFILE` when the claims satisfy it, else the first profile they
+    do (a permit's: ``permit-check``)."""
+    preferred = get_profile(DEFAULT_PROFILE)
+    return preferred.name if preferred.satisfied_by(claims) else default_profile(claims).name
+
+
 #: Optional claims dropped first when a profile's QR would pass 400 characters.
 _DROP_ORDER = ("attributes", "address", "certificate_number", "birthdate", "age_over_18")
+
+
+def _shrink(
+    kept: dict[str, Any], prof: Profile, optional: list[str], type_order: tuple[str, ...]
+) -> bool:
+    """Leave out one more thing: the least important attribute (keeping the first), else
+    the next optional claim of :data:`_DROP_ORDER`. False: nothing left to leave out."""
+    attrs = kept.get("attributes")
+    if isinstance(attrs, dict) and len(attrs) > 1:
+        # the profile's own ranking, else the certificate type's (the catalogue lists
+        # the defining attribute first: a no-criminal-record result, a licence class)
+        order = list(prof.attributes or type_order)
+        ranked = sorted(attrs, key=lambda a: order.index(a) if a in order else len(order))
+        kept["attributes"] = {a: attrs[a] for a in ranked[:-1]}
+        return True
+    droppable = [c for c in optional if c in kept]
+    if not droppable:
+        return False
+    kept.pop(droppable[0])
+    return True
 
 
 def _fitting_qr(
     session: Session, row: Certificate, prof: Profile, claims: dict[str, Any], now: datetime
 ) -> str:
-    """The profile's QR; optional (not required) claims are left out, in
-    :data:`_DROP_ORDER`, until it fits :data:`~.cwt_qr.MAX_CHARS`."""
+    """The profile's QR; when it would pass :data:`~.cwt_qr.MAX_CHARS`, the profile's
+    least important attributes and then optional (not required) claims, in
+    :data:`_DROP_ORDER`, are left out until it fits."""
     key = rk.issuer_store(key_dir_of(session)).active()
     optional = [c for c in _DROP_ORDER if c in prof.claims and c not in prof.required]
-    kept = dict(claims)
+    try:
+        type_order = _spec(row.item_code, row.certificate_type).attributes
+    except (NotFound, InvalidInput):
+        type_order = ()
+    kept = prof.filter(claims)
     while True:
         try:
             return issue_profile_qr(
@@ -562,16 +654,14 @@ def _fitting_qr(
                     expires_at=row.expires_at,
                 ),
                 key=key,
-                issuer=ISSUER,
+                issuer=issuer_of(session),
                 vct=row.vct,
                 profile=prof.name,
                 now=now,
             )
         except PayloadTooLarge:
-            droppable = [c for c in optional if c in kept]
-            if not droppable:
+            if not _shrink(kept, prof, optional, type_order):
                 raise
-            kept.pop(droppable[0])
 
 
 def certificate_pdf(
@@ -585,9 +675,11 @@ def certificate_pdf(
     claims = _claims(session, row)
     spec = _spec(row.item_code, row.certificate_type)
     name = f"{claims.get('family_name', '')}{claims.get('given_name', '')}".strip()
+    attrs = claims.get("attributes") if isinstance(claims.get("attributes"), dict) else {}
+    org = attrs.get("organiser") or attrs.get("business_name") if attrs else None
     view = CertificateView(
         title=spec.title,
-        holder_name=name or "-",
+        holder_name=name or (str(org) if org else "-"),
         certificate_number=row.number,
         issuer="SafeCity 一网通办",
         issued_on=row.issued_at.date(),
@@ -642,6 +734,7 @@ def _change(
     certificate_id: str,
     action: str,
     reason: str | None,
+    code: str | None = None,
 ) -> Certificate:
     _need(principal, MANAGE)
     row = _load(session, principal, certificate_id, staff=MANAGE)
@@ -651,8 +744,9 @@ def _change(
     if action == "revoke":
         if row.state == "revoked":
             raise IllegalTransition("the certificate is already revoked")
-        sl.revoke(row.id, reason or "")
-        row.state, row.reason = "revoked", reason
+        code = check_reason_code(code)
+        sl.revoke(row.id, reason or "", code)
+        row.state, row.reason, row.reason_code = "revoked", reason, code
     elif action == "suspend":
         if row.state != "active":
             raise IllegalTransition(f"the certificate is {row.state}; only an active one suspends")
@@ -665,15 +759,34 @@ def _change(
         row.state, row.reason = "active", None
     row.updated_at = utcnow()
     _save_list(session, list_row, sl)
-    _log(session, principal, row, action, reason=reason, version=list_row.version)
+    _log(
+        session,
+        principal,
+        row,
+        action,
+        reason=reason,
+        version=list_row.version,
+        reason_code=code if action == "revoke" else None,
+        detail={"reason_code": code} if action == "revoke" else None,
+    )
+    _emit(session, row, action, list_row)
     return row
 
 
 def revoke(
-    *, session: Session, principal: Principal, certificate_id: str, reason: str
+    *,
+    session: Session,
+    principal: Principal,
+    certificate_id: str,
+    reason: str,
+    code: str | None = None,
 ) -> CertificateRead:
-    """Revoke every batch copy (final)."""
-    return _read(_change(session, principal, certificate_id, "revoke", _clean_reason(reason)))
+    """Revoke every batch copy (final). ``code`` (one of
+    :data:`~.credentials.status_list.REASON_CODES`, default ``unspecified``) is published
+    in the status lists; the free-text ``reason`` stays private."""
+    code = check_reason_code(code)
+    why = _clean_reason(reason)
+    return _read(_change(session, principal, certificate_id, "revoke", why, code))
 
 
 def suspend(
@@ -701,8 +814,9 @@ def reissue(
     reason: str,
     now: datetime | None = None,
 ) -> CertificateRead:
-    """An attribute changed: revoke every copy of the old certificate and issue the next
-    generation with the changed claims (same application, same holder)."""
+    """An attribute changed: revoke every copy of the old certificate (code
+    ``superseded``) and issue the next generation with the changed claims (same
+    application, same holder)."""
     why = _clean_reason(reason)
     row = _load(session, principal, certificate_id, staff=MANAGE)
     _need(principal, ISSUE)
@@ -720,7 +834,7 @@ def reissue(
     claims.pop("certificate_number", None)
     spec = _spec(row.item_code, row.certificate_type)
     if row.state != "revoked":
-        _change(session, principal, row.id, "revoke", f"superseded: {why}")
+        _change(session, principal, row.id, "revoke", f"superseded: {why}", "superseded")
     return _issue(
         session=session,
         principal=principal,
@@ -770,7 +884,9 @@ def status_list_token(session: Session, list_id: int, *, now: datetime | None = 
     ):
         return cached[2]
     sl = StatusList.from_state(row.state)
-    token = sl.sign_token(rk.issuer_store(key_dir).active(), issuer=ISSUER, now=now, ttl=STATUS_TTL)
+    token = sl.sign_token(
+        rk.issuer_store(key_dir).active(), issuer=issuer_of(session), now=now, ttl=STATUS_TTL
+    )
     _token_cache[cache_key] = (row.version, now, token)
     return token
 
@@ -787,7 +903,7 @@ def bitstring_credential(
     ``ttl`` 300 s. ``signed``: as a VC-JOSE-COSE ``vc+jwt`` (compact JWS)."""
     now = (now or utcnow()).astimezone(UTC)
     sl = StatusList.from_state(_list_row(session, list_id).state)
-    doc = sl.bitstring_credential(purpose, issuer=ISSUER, now=now)
+    doc = sl.bitstring_credential(purpose, issuer=issuer_of(session), now=now)
     doc["credentialSubject"]["ttl"] = int(STATUS_TTL.total_seconds() * 1000)
     doc["validUntil"] = (now + STATUS_TTL).isoformat(timespec="seconds").replace("+00:00", "Z")
     if not signed:
@@ -803,6 +919,17 @@ def issuer_jwks(session: Session) -> dict[str, Any]:
     return store.public_keys().jwks()
 
 
+def issuer_metadata(session: Session) -> dict[str, Any]:
+    """SD-JWT VC issuer metadata, with the QR's registered type aliases and the
+    revocation reason codes (what an independent verifier needs to expand a compact QR)."""
+    return {
+        "issuer": issuer_of(session),
+        "jwks": issuer_jwks(session),
+        "vct_aliases": aliases_json(),
+        "revocation_reason_codes": list(REASON_CODES),
+    }
+
+
 def trust_anchor_jwks(key_dir: Path) -> dict[str, Any]:
     """The bundle signer's public key: what offline verifier devices pin."""
     return KeySet([rk.bundle_signer(key_dir).public]).jwks()
@@ -816,7 +943,7 @@ def trust_bundle(session: Session, *, now: datetime | None = None) -> str:
     store.active()
     return build_bundle(
         signer=rk.bundle_signer(key_dir),
-        issuer=ISSUER,
+        issuer=issuer_of(session),
         keys=store.public_keys(),
         status_lists=status_lists(session),
         now=now,

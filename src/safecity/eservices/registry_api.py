@@ -50,6 +50,14 @@ ListId = Annotated[int, Path(ge=1, le=1_000_000)]
 Purpose = Annotated[str, Path(pattern=r"^(revocation|suspension)$")]
 ProfileName = Annotated[str | None, Query(max_length=32, pattern=r"^[a-z0-9-]+$")]
 STATUS_CACHE = "public, max-age=300"
+ReasonCode = Literal[
+    "unspecified",
+    "superseded",
+    "data_corrected",
+    "holder_request",
+    "issued_in_error",
+    "withdrawn_by_authority",
+]
 
 
 class VerifyIn(BaseModel):
@@ -65,6 +73,12 @@ class ChallengeIn(BaseModel):
 
 class ReasonIn(BaseModel):
     reason: str = Field(min_length=1, max_length=registry.MAX_REASON)
+
+
+class RevokeIn(ReasonIn):
+    """``code`` is published to verifiers (offline too); ``reason`` stays private."""
+
+    code: ReasonCode = "unspecified"
 
 
 class OptionalReasonIn(BaseModel):
@@ -129,7 +143,7 @@ def issuer_keys(session: DbSession) -> dict[str, Any]:
 
 @public_router.get("/.well-known/jwt-vc-issuer", summary="SD-JWT VC issuer metadata")
 def jwt_vc_issuer(session: DbSession) -> dict[str, Any]:
-    return {"issuer": registry.ISSUER, "jwks": registry.issuer_jwks(session)}
+    return registry.issuer_metadata(session)
 
 
 @public_router.get(
@@ -301,10 +315,14 @@ def get_certificate(
     summary="Revoke every batch copy (final)",
 )
 def revoke(
-    principal: Manager, session: DbSession, certificate_id: RecordId, body: ReasonIn
+    principal: Manager, session: DbSession, certificate_id: RecordId, body: RevokeIn
 ) -> CertificateRead:
     return registry.revoke(
-        session=session, principal=principal, certificate_id=certificate_id, reason=body.reason
+        session=session,
+        principal=principal,
+        certificate_id=certificate_id,
+        reason=body.reason,
+        code=body.code,
     )
 
 

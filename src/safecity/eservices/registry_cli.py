@@ -5,7 +5,7 @@
     safecity eservices verify 'SC1:...'                 # online: database + key directory
     safecity eservices verify qr.txt --bundle b.jwt --offline [--anchor b.jwt.anchor.json]
     safecity eservices bundle -o b.jwt                  # also writes b.jwt.anchor.json
-    safecity eservices revoke CERT_ID --reason "..."    # every batch copy; audited
+    safecity eservices revoke CERT_ID --reason "..." [--code superseded]  # all copies
     safecity keys rotate [--alg ES256|Ed25519]          # new issuer key; old ones still verify
     safecity keys list
 
@@ -25,6 +25,7 @@ import typer
 
 from safecity.eservices import registry, registry_keys, verification
 from safecity.eservices.credentials import KeySet, Verdict
+from safecity.eservices.credentials.status_list import REASON_CODES
 from safecity.platform.errors import InvalidInput, SafeCityError
 from safecity.platform.runtime import build_runtime
 from safecity.security import audit
@@ -58,7 +59,7 @@ def _print(verdict: Verdict, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    line = f"{data['status']}: {data['reason']}"
+    line = f"{data['status']}: {data['reason']}"  # a revocation's reason names its code
     if data["as_of"]:
         line += f" (status as of {data['as_of']})"
     typer.echo(line)
@@ -155,7 +156,9 @@ def bundle(
     typer.echo(f"wrote {output} ({len(token)} bytes) and its trust anchor {anchor_path}")
 
 
-def _status_change(action: str, certificate_id: str, reason: str | None) -> None:
+def _status_change(
+    action: str, certificate_id: str, reason: str | None, code: str | None = None
+) -> None:
     runtime = build_runtime()
     try:
         with runtime.sessions.begin() as session:
@@ -165,6 +168,7 @@ def _status_change(action: str, certificate_id: str, reason: str | None) -> None
                     principal=audit.SYSTEM,
                     certificate_id=certificate_id,
                     reason=reason or "",
+                    code=code,
                 )
             elif action == "suspend":
                 row = registry.suspend(
@@ -184,16 +188,23 @@ def _status_change(action: str, certificate_id: str, reason: str | None) -> None
         raise _fail(exc) from None
     finally:
         runtime.close()
-    typer.echo(f"{row.id}: {row.status}" + (f" ({row.reason})" if row.reason else ""))
+    code_text = f" [code {row.reason_code}]" if row.reason_code else ""
+    typer.echo(f"{row.id}: {row.status}" + (f" ({row.reason})" if row.reason else "") + code_text)
 
 
 @app.command()
 def revoke(
     certificate_id: str = typer.Argument(..., help="Certificate id."),
-    reason: str = typer.Option(..., "--reason", help="Why (shown to verifiers online)."),
+    reason: str = typer.Option(..., "--reason", help="Why (private: staff only)."),
+    code: str = typer.Option(
+        "unspecified",
+        "--code",
+        help="Published reason code: " + ", ".join(REASON_CODES) + ".",
+    ),
 ) -> None:
-    """Revoke every batch copy of a certificate (final; audited)."""
-    _status_change("revoke", certificate_id, reason)
+    """Revoke every batch copy of a certificate (final; audited); verifiers, offline
+    too, see the reason code."""
+    _status_change("revoke", certificate_id, reason, code)
 
 
 @app.command()

@@ -54,6 +54,9 @@ class Certificate(Base):
     status_indices: Mapped[list[int]] = mapped_column(JSON, default=list)
     state: Mapped[str] = mapped_column(String(16), default="active", index=True)
     reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    """Free-text reason of a revocation / suspension: private (staff only)."""
+    reason_code: Mapped[str | None] = mapped_column(String(32), default=None)
+    """The published revocation reason code (``status_list.REASON_CODES``)."""
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     kid: Mapped[str] = mapped_column(String(64))
@@ -86,6 +89,7 @@ class CertificateAction(Base):
     certificate_id: Mapped[str] = mapped_column(ID, index=True)
     action: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(500), default=None)
+    reason_code: Mapped[str | None] = mapped_column(String(32), default=None)
     actor_id: Mapped[str] = mapped_column(String(64))
     status_uri: Mapped[str] = mapped_column(String(200))
     list_version: Mapped[int] = mapped_column(Integer)

@@ -22,7 +22,10 @@ refuses the same key-binding proof twice either way.
 
 Offline (:func:`verify_offline`): only a signed trust bundle and the pinned trust anchor
 (the bundle signer's public JWK Set): no database, no network; snapshots older than 24 h
-give STATUS-STALE; revocation reasons are not in the (public) bundle.
+give STATUS-STALE. Revocation reason *codes* (superseded, data_corrected, ...) are in
+the bundle and in every verdict (``reason_code``, and "revoked by the issuer
+(superseded)"); the free-text reasons stay private to staff (the certificate record), and
+the public verification API does not show them either.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ from safecity.eservices.credentials import (
 )
 from safecity.eservices.credentials.cwt_qr import PREFIX
 from safecity.eservices.credentials.jose import JwsError, parse_unverified
-from safecity.eservices.credentials.status_list import StatusListError, unpack
+from safecity.eservices.credentials.status_list import Status, StatusListError, unpack
 from safecity.eservices.credentials.verify import StatusLookup
 from safecity.eservices.registry_models import CertStatusList
 from safecity.platform.errors import InvalidInput, PayloadTooLarge
@@ -80,13 +83,13 @@ def mark_stale() -> None:
 
 @dataclass(frozen=True)
 class DecodedList:
-    """What a verifier needs of a persisted status list: the statuses and the reasons of
-    the revoked / suspended entries (the allocation bookkeeping is left undecoded)."""
+    """What a verifier needs of a persisted status list: the statuses and the reason
+    codes of the revoked entries (free text and allocation bookkeeping left undecoded)."""
 
     uri: str
     size: int
     statuses: npt.NDArray[np.uint8]
-    reasons: dict[int, str]
+    codes: dict[int, str]
 
     def status_at(self, index: int) -> int:
         if not 0 <= index < self.size:
@@ -104,11 +107,11 @@ def decode_state(state: Mapping[str, Any]) -> DecodedList:
         if size < 1 or len(statuses) < size:
             raise ValueError("fewer statuses than entries")
         batches = state.get("batches") or {}
-        reasons: dict[int, str] = {}
-        for cid, why in dict(state.get("reasons") or {}).items():
+        codes: dict[int, str] = {}
+        for cid, code in dict(state.get("codes") or {}).items():
             for idx in batches.get(cid, []):
-                reasons[int(idx)] = str(why)
-        return DecodedList(str(state["uri"]), size, statuses[:size].copy(), reasons)
+                codes[int(idx)] = str(code)
+        return DecodedList(str(state["uri"]), size, statuses[:size].copy(), codes)
     except (KeyError, TypeError, ValueError, AttributeError, zlib.error) as exc:
         raise StatusListError(f"status list state is damaged: {exc}") from exc
 
@@ -125,9 +128,9 @@ class _CachedStatus:
         found = self.cache.lists.get(uri)
         if found is None:
             raise LookupError(uri)
-        return StatusLookup(
-            status=found.status_at(index), as_of=self.cache.as_of, reason=found.reasons.get(index)
-        )
+        status = found.status_at(index)
+        code = found.codes.get(index, "unspecified") if status == Status.REVOKED else None
+        return StatusLookup(status=status, as_of=self.cache.as_of, code=code)
 
 
 class VerifierCache:
@@ -357,7 +360,14 @@ def verify_offline(
     text = (text or "").strip()
     kind = _kind(text)
     if kind == "qr":
-        return verify_qr(text, keys=loaded.keys, status=source, now=now, profile=profile)
+        return verify_qr(
+            text,
+            keys=loaded.keys,
+            status=source,
+            now=now,
+            profile=profile,
+            vct_aliases=loaded.vct_aliases,
+        )
     if kind == "sd-jwt":
         if not audience or not nonce:
             return _invalid(
@@ -384,6 +394,7 @@ def verdict_dict(verdict: Verdict) -> dict[str, Any]:
         "status": str(verdict.status),
         "code": verdict.code,
         "reason": verdict.reason,
+        "reason_code": verdict.reason_code,
         "format": verdict.format,
         "claims": dict(verdict.claims),
         "issuer": verdict.issuer,

@@ -7,9 +7,12 @@ Modules, bottom up:
 - :mod:`.jose` — compact JWS sign/verify (joserfc) by ``kid``;
 - :mod:`.sdjwt` — SD-JWT (RFC 9901) issuance, holder presentation with KB-JWT, verification;
 - :mod:`.status_list` — one in-memory status list rendered as IETF Token Status List and
-  W3C Bitstring Status List; random indices; batches revoked together;
+  W3C Bitstring Status List; random indices; batches revoked together; revocation reason
+  codes published compactly (``rsn``);
 - :mod:`.cwt_qr` — ``SC1:`` offline QR (COSE_Sign1 CWT + zlib + base45), PNG/SVG images;
-- :mod:`.profiles` — purpose profiles (hotel, roadside-police, employer, age-check);
+  compact form with the registered aliases of :mod:`.aliases` (type, profile, attributes);
+- :mod:`.profiles` — purpose profiles (hotel, roadside-police, employer, age-check,
+  permit-check for organisation permits) and the default profile a certificate satisfies;
 - :mod:`.issuance` — issue a certificate's batch of copies, a profile QR, a VC 2.0 view;
 - :mod:`.bundle` — signed offline trust bundle (issuer keys + status snapshots);
 - :mod:`.verify` — verdicts VALID / REVOKED / SUSPENDED / EXPIRED / STATUS-STALE / INVALID.

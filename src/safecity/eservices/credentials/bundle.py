@@ -7,22 +7,30 @@ issuer. The bundle is a compact JWS (``typ`` safecity-trust-bundle+jwt) signed b
 from the issuer keys so issuer rotation needs no device update)::
 
     {"iss": ..., "iat": ..., "keys": {"keys": [JWK, ...]},
-     "status_lists": [{"uri": ..., "bits": 2, "lst": "<zlib+base64url>", "iat": ...}, ...]}
+     "vct_aliases": {"1": "<vct URI>", ...}, "reason_codes": ["unspecified", ...],
+     "status_lists": [{"uri": ..., "bits": 2, "lst": "<zlib+base64url>",
+                       "rsn": "<zlib+base64url>", "iat": ...}, ...]}
 
 Each status list's ``iat`` is its snapshot time; a verdict relying on it becomes
-STATUS-STALE 24 hours later (:mod:`safecity.eservices.credentials.verify`).
+STATUS-STALE 24 hours later (:mod:`safecity.eservices.credentials.verify`). ``rsn`` (only
+when the list has revoked entries) holds the revocation reason codes
+(:mod:`.status_list`), so an offline verdict reads "REVOKED (superseded)"; the free-text
+reasons never leave the issuer. ``vct_aliases`` expands the compact QR's type alias
+(:mod:`.aliases`); a bundle without it (older issuer) falls back to the built-in table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from safecity.eservices.credentials.aliases import aliases_from_json, aliases_json
 from safecity.eservices.credentials.jose import JwsError, sign_jwt, verify_jwt
 from safecity.eservices.credentials.keys import KeySet, SigningKey
 from safecity.eservices.credentials.status_list import (
+    REASON_CODES,
     StatusList,
     StatusListError,
     StatusSnapshot,
@@ -40,6 +48,7 @@ def build_bundle(
     keys: KeySet,
     status_lists: Sequence[StatusList],
     now: datetime,
+    vct_aliases: Mapping[int, str] | None = None,
 ) -> str:
     """Sign a bundle of ``keys`` and a snapshot (taken ``now``) of each status list."""
     iat = int(now.timestamp())
@@ -47,8 +56,10 @@ def build_bundle(
         "iss": issuer,
         "iat": iat,
         "keys": keys.jwks(),
+        "vct_aliases": aliases_json(vct_aliases),
+        "reason_codes": list(REASON_CODES),
         "status_lists": [
-            {"uri": sl.uri, "bits": sl.bits, "lst": sl.lst(), "iat": iat} for sl in status_lists
+            {"uri": sl.uri, **sl.status_list_claim(), "iat": iat} for sl in status_lists
         ],
     }
     return sign_jwt(payload, signer, typ=BUNDLE_TYP)
@@ -63,6 +74,7 @@ class TrustBundle:
     keys: KeySet
     snapshots: dict[str, StatusSnapshot]
     undecodable: frozenset[str] = frozenset()
+    vct_aliases: Mapping[int, str] = field(default_factory=dict)
 
 
 def load_bundle(token: str, anchors: KeySet) -> TrustBundle:
@@ -100,6 +112,7 @@ def load_bundle(token: str, anchors: KeySet) -> TrustBundle:
         keys=keys,
         snapshots=snapshots,
         undecodable=frozenset(undecodable),
+        vct_aliases=aliases_from_json(payload.get("vct_aliases")),
     )
 
 
@@ -108,5 +121,9 @@ def _as_token_payload(entry: dict[str, Any], iss: Any) -> dict[str, Any]:
         "iss": iss,
         "sub": entry.get("uri"),
         "iat": entry.get("iat"),
-        "status_list": {"bits": entry.get("bits"), "lst": entry.get("lst")},
+        "status_list": {
+            "bits": entry.get("bits"),
+            "lst": entry.get("lst"),
+            "rsn": entry.get("rsn"),
+        },
     }

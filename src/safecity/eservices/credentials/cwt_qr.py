@@ -6,11 +6,21 @@ most :data:`MAX_TTL` (5 minutes), so a photographed QR is useless soon after: th
 replay defence. It carries the certificate's status-list entry, so an offline verifier
 holding a trust bundle can still see a revocation.
 
-CWT claims: 1 ``iss``, 4 ``exp``, 6 ``iat``, 65535 ``status``
-(``{"status_list": {"idx": n, "uri": u}}``, as in the IETF Token Status List draft) and
-:data:`CLAIM_KEY` — a map of the certificate's claims under short keys (:data:`SHORT`).
-The protected header holds the algorithm and an 8-byte key id (:func:`short_kid`), since a
-43-character JWK thumbprint would eat a tenth of the QR.
+CWT claims: 1 ``iss``, 4 ``exp``, 6 ``iat``, 65535 ``status`` and :data:`CLAIM_KEY` — a
+map of the certificate's claims under short keys (:data:`SHORT`). The protected header
+holds the algorithm and an 8-byte key id (:func:`short_kid`), since a 43-character JWK
+thumbprint would eat a tenth of the QR.
+
+Compact form (written since the aliases existed; :mod:`.aliases`): the certificate type
+``t`` is a registered integer alias of the vct, the profile ``p`` a registered profile
+number, the status ``[n, idx]`` stands for list ``{iss}/status/{n}`` and the names in
+``attributes`` are registered integers. The long form —
+``t`` the vct URI, ``p`` the profile name, status
+``{"status_list": {"idx": n, "uri": u}}`` as in the IETF Token Status List draft,
+attribute names as text — is
+still written when no alias applies, and always accepted. ``vu`` (``valid_until``) is the
+certificate's own expiry (epoch seconds; the CWT ``exp`` is the QR's 5-minute life),
+shown as an ISO date-time.
 
 pycose builds and signs the COSE_Sign1; verification recomputes the ``Sig_structure`` with
 cbor2 and checks it with a cached ``cryptography`` key (pycose re-imports an EC key on
@@ -36,6 +46,14 @@ from pycose.keys.ec2 import EC2Key
 from pycose.keys.okp import OKPKey
 from pycose.messages.sign1message import Sign1Message
 
+from safecity.eservices.credentials.aliases import (
+    ATTRIBUTE_IDS,
+    ATTRIBUTE_NUMBERS,
+    PROFILE_IDS,
+    PROFILE_NUMBERS,
+    VCT_ALIASES,
+    vct_numbers,
+)
 from safecity.eservices.credentials.jose import b64url_decode
 from safecity.eservices.credentials.keys import COSE_ALG, KeySet, PublicKey, SigningKey
 from safecity.platform.errors import InvalidInput, PayloadTooLarge
@@ -57,6 +75,7 @@ SHORT = {
     "address": "ad",
     "certificate_number": "cn",
     "attributes": "at",
+    "valid_until": "vu",
 }
 LONG = {v: k for k, v in SHORT.items()}
 _MAX_INFLATED = 8192
@@ -94,15 +113,28 @@ def issue_qr(
     now: datetime,
     ttl: timedelta = MAX_TTL,
     status: tuple[str, int] | None = None,
+    compact: bool = True,
+    vct_aliases: Mapping[int, str] | None = None,
 ) -> str:
-    """A signed ``SC1:`` QR string; refuses a ttl over 5 minutes or more than 400 chars."""
+    """A signed ``SC1:`` QR string; refuses a ttl over 5 minutes or more than 400 chars.
+
+    ``compact`` (default) writes registered aliases where they apply (module doc);
+    ``valid_until`` in ``claims`` is a datetime (the certificate's expiry)."""
     if ttl <= timedelta(0) or ttl > MAX_TTL:
         raise InvalidInput(f"a QR certificate lives at most {int(MAX_TTL.total_seconds())} s")
     unknown = sorted(set(claims) - set(SHORT))
     if unknown:
         raise InvalidInput(f"claims not allowed in a QR: {', '.join(unknown)}")
     body = {SHORT[k]: v for k, v in claims.items()}
-    body.update({SHORT["vct"]: vct, SHORT["profile"]: profile})
+    until = body.get("vu")
+    if isinstance(until, datetime):
+        body["vu"] = int(until.timestamp())
+    attrs = body.get("at")
+    if compact and isinstance(attrs, Mapping):
+        body["at"] = {ATTRIBUTE_NUMBERS.get(str(k), k): v for k, v in attrs.items()}
+    vct_ref: str | int = vct_numbers(vct_aliases).get(vct, vct) if compact else vct
+    profile_ref: str | int = PROFILE_NUMBERS.get(profile, profile) if compact else profile
+    body.update({SHORT["vct"]: vct_ref, SHORT["profile"]: profile_ref})
     cwt: dict[int, Any] = {
         1: issuer,
         6: int(now.timestamp()),
@@ -110,7 +142,7 @@ def issue_qr(
         CLAIM_KEY: body,
     }
     if status is not None:
-        cwt[STATUS_KEY] = {"status_list": {"idx": int(status[1]), "uri": status[0]}}
+        cwt[STATUS_KEY] = _status_claim(issuer, status[0], int(status[1]), compact)
     alg = EdDSA if key.alg == "Ed25519" else Es256
     msg = Sign1Message(phdr={Algorithm: alg, KID: short_kid(key.kid)}, payload=cbor2.dumps(cwt))
     msg.key = _cose_key(key)
@@ -122,6 +154,34 @@ def issue_qr(
             "use a narrower profile"
         )
     return text
+
+
+def _status_claim(issuer: str, uri: str, idx: int, compact: bool) -> Any:
+    prefix = f"{issuer}/status/"
+    if compact and uri.startswith(prefix):
+        tail = uri[len(prefix) :]
+        if tail.isdigit() and str(int(tail)) == tail:
+            return [int(tail), idx]
+    return {"status_list": {"idx": idx, "uri": uri}}
+
+
+def _read_status(value: Any, issuer: Any) -> tuple[str, int]:
+    if (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value)
+    ):
+        if not isinstance(issuer, str):
+            raise QrError("malformed", "a compact status reference needs the issuer")
+        return f"{issuer}/status/{value[0]}", value[1]
+    sl = value.get("status_list") if isinstance(value, dict) else None
+    if (
+        not isinstance(sl, dict)
+        or not isinstance(sl.get("idx"), int)
+        or not isinstance(sl.get("uri"), str)
+    ):
+        raise QrError("malformed", "QR status claim is malformed")
+    return sl["uri"], sl["idx"]
 
 
 @dataclass(frozen=True)
@@ -191,8 +251,14 @@ def _when(value: Any) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if isinstance(value, int) else None
 
 
-def verify_qr(text: str, keys: KeySet) -> VerifiedQr:
-    """Decode an ``SC1:`` string and verify its signature (expiry/status: see verify.py)."""
+def verify_qr(
+    text: str, keys: KeySet, *, vct_aliases: Mapping[int, str] | None = None
+) -> VerifiedQr:
+    """Decode an ``SC1:`` string and verify its signature (expiry/status: see verify.py).
+
+    ``vct_aliases``: the issuer's published alias table (a trust bundle's); the built-in
+    registered table fills what it lacks. An alias neither knows is rejected
+    (``unknown-type``): a verifier must know what kind of certificate it is looking at."""
     protected_bytes, protected, signature, payload = _decode(text)
     key = _key_for(keys, protected.get(4), protected.get(1))
     sig_structure = cbor2.dumps(["Signature1", protected_bytes, b"", payload])
@@ -205,26 +271,38 @@ def verify_qr(text: str, keys: KeySet) -> VerifiedQr:
     if not isinstance(cwt, dict) or not isinstance(cwt.get(CLAIM_KEY), dict):
         raise QrError("malformed", "QR CWT has no certificate claims")
     body = cwt[CLAIM_KEY]
-    status = None
-    st = cwt.get(STATUS_KEY)
-    if st is not None:
-        sl = st.get("status_list") if isinstance(st, dict) else None
-        if (
-            not isinstance(sl, dict)
-            or not isinstance(sl.get("idx"), int)
-            or not isinstance(sl.get("uri"), str)
-        ):
-            raise QrError("malformed", "QR status claim is malformed")
-        status = (sl["uri"], sl["idx"])
-    claims = {LONG[k]: v for k, v in body.items() if k in LONG and k not in ("t", "p")}
     issuer = cwt.get(1)
+    st = cwt.get(STATUS_KEY)
+    status = _read_status(st, issuer) if st is not None else None
+    claims = {LONG[k]: v for k, v in body.items() if k in LONG and k not in ("t", "p")}
+    attrs = claims.get("attributes")
+    if isinstance(attrs, dict):
+        claims["attributes"] = {
+            ATTRIBUTE_IDS.get(k, f"#{k}") if isinstance(k, int) else k: v for k, v in attrs.items()
+        }
+    until = claims.get("valid_until")
+    if until is not None:
+        if not isinstance(until, int) or isinstance(until, bool):
+            raise QrError("malformed", "QR valid_until is not a time")
+        claims["valid_until"] = (
+            datetime.fromtimestamp(until, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        )
+    vct = body.get("t")
+    if isinstance(vct, int) and not isinstance(vct, bool):
+        table = {**VCT_ALIASES, **(vct_aliases or {})}
+        if vct not in table:
+            raise QrError("unknown-type", f"certificate type alias {vct} is not registered")
+        vct = table[vct]
+    prof = body.get("p")
+    if isinstance(prof, int) and not isinstance(prof, bool):
+        prof = PROFILE_IDS.get(prof, f"#{prof}")
     return VerifiedQr(
         key=key,
         issuer=issuer if isinstance(issuer, str) else None,
         issued_at=_when(cwt.get(6)),
         expires_at=_when(cwt.get(4)),
-        vct=body.get("t") if isinstance(body.get("t"), str) else None,
-        profile=body.get("p") if isinstance(body.get("p"), str) else None,
+        vct=vct if isinstance(vct, str) else None,
+        profile=prof if isinstance(prof, str) else None,
         claims=claims,
         status=status,
     )

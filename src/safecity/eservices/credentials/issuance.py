@@ -96,16 +96,20 @@ def issue_profile_qr(
     now: datetime,
     ttl: timedelta = cwt_qr.MAX_TTL,
 ) -> str:
-    """A fresh ``SC1:`` QR carrying only ``profile``'s claims, valid ``ttl`` (≤ 5 min)."""
+    """A fresh ``SC1:`` QR carrying only ``profile``'s claims, valid ``ttl`` (≤ 5 min);
+    a profile listing ``valid_until`` also gets the certificate's expiry."""
     prof = get_profile(profile)
     if now >= certificate.expires_at:
         raise InvalidInput("the certificate has expired")
+    claims = prof.filter(certificate.claims)
+    if "valid_until" in prof.claims:
+        claims["valid_until"] = certificate.expires_at
     return cwt_qr.issue_qr(
         key=key,
         issuer=issuer,
         vct=vct,
         profile=profile,
-        claims=prof.filter(certificate.claims),
+        claims=claims,
         now=now,
         ttl=min(ttl, certificate.expires_at - now),
         status=(certificate.status_uri, certificate.indices[0]),

@@ -11,7 +11,16 @@ Claim vocabulary of SafeCity e-certificates (all selectively disclosable):
 ``id_last4`` (derived), ``age_over_18`` (derived at issuance), ``address``,
 ``certificate_number``, ``attributes`` (a certificate type's own fields, e.g. a business
 licence's scope). ``vct`` (the certificate type), ``iss``, ``iat``, ``exp`` are always
-visible.
+visible. ``valid_until`` (:data:`PRESENTATION_CLAIMS`) is not issued as a claim: it is the
+certificate's expiry, put into a profile's QR (and a presentation's verdict) when the
+profile lists it.
+
+Organisation permits (a large-event security permit, a hotel's special-trade permit)
+carry no personal claims, only ``certificate_number`` and ``attributes``; their profile
+is ``permit-check`` (the organisation, the permit number, its validity and the
+permitted activity). A profile may name the ``attributes`` it shows
+(:attr:`Profile.attributes`, in order of importance: a QR too large drops the last ones
+first); the permit-check profile leaves out the legal representative.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ CLAIMS = (
     "certificate_number",
     "attributes",
 )
+PRESENTATION_CLAIMS = ("valid_until",)
 
 
 @dataclass(frozen=True)
@@ -45,19 +55,64 @@ class Profile:
     title_zh: str
     claims: frozenset[str]
     required: frozenset[str]
+    attributes: tuple[str, ...] | None = None
+    """The ``attributes`` entries this profile may see, most important first (None: all)."""
+    needs_attribute: tuple[str, ...] = ()
+    """At least one of these attributes must be present (e.g. the organisation's name)."""
 
     def filter(self, claims: Mapping[str, Any]) -> dict[str, Any]:
-        """Only the claims this profile may see."""
-        return {k: v for k, v in claims.items() if k in self.claims}
+        """Only the claims (and attributes) this profile may see."""
+        out = {k: v for k, v in claims.items() if k in self.claims}
+        attrs = out.get("attributes")
+        if self.attributes is not None and isinstance(attrs, Mapping):
+            out["attributes"] = {a: attrs[a] for a in self.attributes if a in attrs}
+        return out
 
     def missing(self, claims: Mapping[str, Any]) -> list[str]:
-        return sorted(self.required - set(claims))
+        lacking = sorted(self.required - set(claims))
+        if self.needs_attribute:
+            attrs = claims.get("attributes")
+            if not isinstance(attrs, Mapping) or not any(
+                attrs.get(a) not in (None, "") for a in self.needs_attribute
+            ):
+                lacking.append(f"attributes.{'|'.join(self.needs_attribute)}")
+        return lacking
+
+    def satisfied_by(self, claims: Mapping[str, Any]) -> bool:
+        return not self.missing(claims)
 
 
-def _p(name: str, en: str, zh: str, claims: set[str], required: set[str] | None = None) -> Profile:
+def _p(
+    name: str,
+    en: str,
+    zh: str,
+    claims: set[str],
+    required: set[str] | None = None,
+    **extra: Any,
+) -> Profile:
     return Profile(
-        name, en, zh, frozenset(claims), frozenset(claims if required is None else required)
+        name,
+        en,
+        zh,
+        frozenset(claims),
+        frozenset(claims if required is None else required),
+        **extra,
     )
+
+
+#: Organisation names, then what is permitted, where, when and how much (no personal
+#: data); a QR too large leaves out the last ones first.
+PERMIT_ATTRIBUTES = (
+    "organiser",
+    "business_name",
+    "event_name",
+    "venue",
+    "premises_address",
+    "event_start",
+    "event_end",
+    "max_attendance",
+    "rooms",
+)
 
 
 PROFILES: dict[str, Profile] = {
@@ -79,8 +134,29 @@ PROFILES: dict[str, Profile] = {
             {"family_name", "given_name"},
         ),
         _p("age-check", "Age check (18+)", "年龄核验（18岁以上）", {"age_over_18"}),
+        _p(
+            "permit-check",
+            "Organisation permit check",
+            "单位许可核验",
+            {"certificate_number", "attributes", "valid_until"},
+            {"certificate_number", "attributes"},
+            attributes=PERMIT_ATTRIBUTES,
+            needs_attribute=("organiser", "business_name"),
+        ),
     )
 }
+
+#: Which profile a holder's QR / PDF uses when none is named: the first one the
+#: certificate satisfies (a person's certificate: hotel; a permit: permit-check).
+DEFAULT_ORDER = ("hotel", "permit-check", "employer", "roadside-police", "age-check")
+
+
+def default_profile(claims: Mapping[str, Any]) -> Profile:
+    """The first profile of :data:`DEFAULT_ORDER` that ``claims`` satisfy."""
+    for name in DEFAULT_ORDER:
+        if PROFILES[name].satisfied_by(claims):
+            return PROFILES[name]
+    raise InvalidInput("no purpose profile fits this certificate's claims")
 
 
 def get_profile(name: str) -> Profile:

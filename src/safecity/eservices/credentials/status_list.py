@@ -12,6 +12,12 @@ credential copies so they are revoked or suspended together. It renders as
   ``suspension``), ``encodedList`` = multibase ``u`` + base64url(gzip(bitstring)), entry 0
   the most significant bit of byte 0.
 
+Revocation reason **codes** (:data:`REASON_CODES`, a small closed set; the free-text
+reason stays private in :meth:`StatusList.to_state`) are published beside ``lst`` as
+``rsn``: base64url(zlib(one byte per *revoked* entry, in index order)) — the code of the
+k-th revoked entry is byte k, so a verifier finds an entry's code from the list itself
+(:meth:`StatusSnapshot.reason_code`) and the extra bytes grow with the revocations only.
+
 The decoders (:func:`decode_lst`, :func:`decode_bitstring`, :func:`read_token_status_list`)
 fail closed: anything undecodable raises :class:`StatusListError`, never "valid".
 State for persistence: :meth:`StatusList.to_state` / :meth:`StatusList.from_state`.
@@ -27,6 +33,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import IntEnum
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -46,6 +53,39 @@ MIN_SIZE = 131_072
 MAX_DECODED_BYTES = 16 * 1024 * 1024  # refuse zlib/gzip bombs
 STATUS_LIST_TYP = "statuslist+jwt"
 W3C_CONTEXT = "https://www.w3.org/ns/credentials/v2"
+
+
+#: Revocation reason codes; the position is the published byte (append only).
+REASON_CODES: tuple[str, ...] = (
+    "unspecified",
+    "superseded",
+    "data_corrected",
+    "holder_request",
+    "issued_in_error",
+    "withdrawn_by_authority",
+)
+REASON_NUMBERS: dict[str, int] = {c: i for i, c in enumerate(REASON_CODES)}
+
+
+def check_reason_code(code: str | None) -> str:
+    """``code`` if it is one of :data:`REASON_CODES` (None: ``unspecified``)."""
+    if code is None:
+        return "unspecified"
+    if code not in REASON_NUMBERS:
+        raise InvalidInput(f"unknown reason code {code!r}; known: {', '.join(REASON_CODES)}")
+    return code
+
+
+def encode_reasons(codes: bytes) -> str:
+    return b64url_encode(zlib.compress(codes, 9))
+
+
+def decode_reasons(rsn: str) -> bytes:
+    try:
+        raw = b64url_decode(rsn)
+    except (ValueError, TypeError) as exc:
+        raise StatusListError("status list 'rsn' is not base64url") from exc
+    return _inflate(raw, zlib.MAX_WBITS)
 
 
 class Status(IntEnum):
@@ -158,6 +198,7 @@ class StatusList:
         self.allocated: npt.NDArray[np.bool_] = np.zeros(size, np.bool_)
         self.batches: dict[str, list[int]] = {}
         self.reasons: dict[str, str] = {}
+        self.codes: dict[str, str] = {}
         self._owner: dict[int, str] = {}
 
     # -- allocation and status changes ---------------------------------------------------
@@ -193,9 +234,13 @@ class StatusList:
     def status_of(self, certificate_id: str) -> Status:
         return Status(int(self.statuses[self.indices(certificate_id)[0]]))
 
-    def revoke(self, certificate_id: str, reason: str) -> list[int]:
-        """Revoke every copy of a certificate (final). Returns the indices changed."""
-        return self._set(certificate_id, Status.REVOKED, reason)
+    def revoke(self, certificate_id: str, reason: str, code: str | None = None) -> list[int]:
+        """Revoke every copy of a certificate (final), with a published reason ``code``
+        (:data:`REASON_CODES`) and a private free-text ``reason``. Returns the indices."""
+        checked = check_reason_code(code)
+        changed = self._set(certificate_id, Status.REVOKED, reason)
+        self.codes[certificate_id] = checked
+        return changed
 
     def suspend(self, certificate_id: str, reason: str) -> list[int]:
         """Suspend every copy (needs ``bits`` >= 2); :meth:`reinstate` lifts it."""
@@ -228,6 +273,30 @@ class StatusList:
         owner = self._owner.get(index)
         return self.reasons.get(owner) if owner is not None else None
 
+    def code_at(self, index: int) -> str | None:
+        """The reason code of a revoked entry (None when not revoked)."""
+        if self.status_at(index) != Status.REVOKED:
+            return None
+        owner = self._owner.get(index)
+        return self.codes.get(owner, "unspecified") if owner is not None else "unspecified"
+
+    def reason_bytes(self) -> bytes:
+        """One code byte per revoked entry, in index order (see the module doc)."""
+        revoked = np.flatnonzero(self.statuses == int(Status.REVOKED))
+        if not revoked.size:
+            return b""
+        by_index = {
+            i: REASON_NUMBERS.get(self.codes.get(cid, "unspecified"), 0)
+            for cid in self.codes
+            for i in self.batches.get(cid, [])
+        }
+        return bytes(by_index.get(int(i), 0) for i in revoked)
+
+    def rsn(self) -> str | None:
+        """The published ``rsn`` value (None when nothing is revoked)."""
+        data = self.reason_bytes()
+        return encode_reasons(data) if data else None
+
     # -- rendering -----------------------------------------------------------------------
     def packed(self) -> bytes:
         return pack(self.statuses, self.bits)
@@ -243,8 +312,16 @@ class StatusList:
             "iat": int(now.timestamp()),
             "exp": int((now + ttl).timestamp()),
             "ttl": int(ttl.total_seconds()),
-            "status_list": {"bits": self.bits, "lst": self.lst()},
+            "status_list": self.status_list_claim(),
         }
+
+    def status_list_claim(self) -> dict[str, Any]:
+        """``{"bits", "lst"}`` plus ``rsn`` (reason codes) when anything is revoked."""
+        out: dict[str, Any] = {"bits": self.bits, "lst": self.lst()}
+        rsn = self.rsn()
+        if rsn is not None:
+            out["rsn"] = rsn
+        return out
 
     def sign_token(
         self, key: SigningKey, *, issuer: str, now: datetime, ttl: timedelta = timedelta(hours=24)
@@ -287,6 +364,7 @@ class StatusList:
             "statuses": base64.b64encode(zlib.compress(self.packed())).decode(),
             "batches": {k: list(v) for k, v in self.batches.items()},
             "reasons": dict(self.reasons),
+            "codes": dict(self.codes),
         }
 
     @classmethod
@@ -308,9 +386,13 @@ class StatusList:
                 for i in indices:
                     sl._owner[i] = str(cid)
             reasons = dict(state.get("reasons", {}))
+            codes = {
+                str(k): check_reason_code(str(v)) for k, v in dict(state.get("codes", {})).items()
+            }
         except (KeyError, TypeError, ValueError, zlib.error, StatusListError) as exc:
             raise InvalidInput(f"status list state is damaged: {exc}") from exc
         sl.reasons = {str(k): str(v) for k, v in reasons.items()}
+        sl.codes = codes
         return sl
 
 
@@ -323,9 +405,27 @@ class StatusSnapshot:
     data: bytes
     as_of: datetime
     issuer: str | None = None
+    reasons: bytes | None = None
+    """One code byte per revoked entry in index order (``rsn``), when published."""
 
     def status(self, index: int) -> int:
         return status_at(self.data, self.bits, index)
+
+    @cached_property
+    def _revoked_rank(self) -> npt.NDArray[np.int64]:
+        revoked = unpack(self.data, self.bits) == int(Status.REVOKED)
+        return np.cumsum(revoked, dtype=np.int64)
+
+    def reason_code(self, index: int) -> str | None:
+        """The published reason code of a revoked entry; None when the snapshot carries
+        no codes or they do not match the list (never guessed)."""
+        if self.reasons is None or self.status(index) != Status.REVOKED:
+            return None
+        ranks = self._revoked_rank
+        if not ranks.size or int(ranks[-1]) != len(self.reasons):
+            return None
+        number = self.reasons[int(ranks[index]) - 1]
+        return REASON_CODES[number] if number < len(REASON_CODES) else None
 
 
 def snapshot_from_payload(payload: Mapping[str, Any]) -> StatusSnapshot:
@@ -338,12 +438,20 @@ def snapshot_from_payload(payload: Mapping[str, Any]) -> StatusSnapshot:
     if bits not in (1, 2, 4, 8) or not isinstance(lst, str):
         raise StatusListError("status_list needs bits in (1, 2, 4, 8) and a string lst")
     issuer = payload.get("iss")
+    rsn = sl.get("rsn")
+    reasons: bytes | None = None
+    if isinstance(rsn, str):
+        try:
+            reasons = decode_reasons(rsn)
+        except StatusListError:
+            reasons = None  # codes are an extra: the statuses themselves still decode
     return StatusSnapshot(
         uri=sub,
         bits=int(bits),
         data=decode_lst(lst),
         as_of=datetime.fromtimestamp(iat, UTC),
         issuer=issuer if isinstance(issuer, str) else None,
+        reasons=reasons,
     )
 
 

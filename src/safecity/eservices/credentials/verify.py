@@ -6,8 +6,10 @@ time. Verdicts, checked in this order (the first that applies wins):
 INVALID (with ``code``: malformed, bad-signature, unknown-key, tampered-disclosure,
 kb-missing, kb-bad-signature, wrong-nonce, wrong-audience, kb-too-old, replayed,
 not-yet-valid, missing-claims, no-status, status-unavailable, status-undecodable, ...)
-→ EXPIRED → REVOKED (with the reason when the source knows it) → STATUS-STALE (the status
-snapshot is older than 24 h; ``as_of`` says when it was taken) → SUSPENDED → VALID.
+→ EXPIRED → REVOKED (with the reason code — superseded, data_corrected, ... — when the
+source publishes it; a free-text reason only from a source that has it privately) →
+STATUS-STALE (the status snapshot is older than 24 h; ``as_of`` says when it was taken)
+→ SUSPENDED → VALID.
 
 A revocation in a stale snapshot is still REVOKED (revocation is final); anything the
 verifier cannot decode fails closed (INVALID), never VALID.
@@ -65,6 +67,8 @@ class Verdict:
     kid: str | None = None
     expires_at: datetime | None = None
     as_of: datetime | None = None
+    reason_code: str | None = None
+    """Why a REVOKED credential was revoked (:data:`.status_list.REASON_CODES`)."""
 
     @property
     def valid(self) -> bool:
@@ -76,6 +80,7 @@ class StatusLookup:
     status: int
     as_of: datetime
     reason: str | None = None
+    code: str | None = None
 
 
 class StatusSource(Protocol):
@@ -103,7 +108,9 @@ class SnapshotStatusSource:
         snap = self.snapshots.get(uri)
         if snap is None:
             raise LookupError(uri)
-        return StatusLookup(status=snap.status(index), as_of=snap.as_of)
+        return StatusLookup(
+            status=snap.status(index), as_of=snap.as_of, code=snap.reason_code(index)
+        )
 
 
 class LiveStatusSource:
@@ -120,7 +127,10 @@ class LiveStatusSource:
         if sl is None:
             raise LookupError(uri)
         return StatusLookup(
-            status=int(sl.status_at(index)), as_of=self.clock(), reason=sl.reason_at(index)
+            status=int(sl.status_at(index)),
+            as_of=self.clock(),
+            reason=sl.reason_at(index),
+            code=sl.code_at(index),
         )
 
 
@@ -196,8 +206,10 @@ def _judge(
     as_of = found.as_of
     stale = now - as_of > max_status_age
     if found.status == Status.REVOKED:
-        why = found.reason or "revoked by the issuer"
-        return out(VerdictStatus.REVOKED, "revoked", why, as_of=as_of)
+        shown = found.code not in (None, "unspecified")
+        label = "revoked by the issuer" + (f" ({found.code})" if shown else "")
+        why = found.reason or label
+        return out(VerdictStatus.REVOKED, "revoked", why, as_of=as_of, reason_code=found.code)
     if found.status not in (Status.VALID, Status.SUSPENDED):
         return out(VerdictStatus.INVALID, "status-unknown", f"status value {found.status}")
     if stale:
@@ -243,9 +255,15 @@ def verify_presentation(
         if not replay_guard.first_use(key, now):
             return _invalid(fmt, "replayed", "this presentation was already used")
     meta = {"iss", "vct", "iat", "exp", "nbf", "cnf", "status"}
-    claims, missing = _profile_claims(
-        {k: v for k, v in checked.claims.items() if k not in meta}, prof
-    )
+    shown = {k: v for k, v in checked.claims.items() if k not in meta}
+    exp_claim = payload.get("exp")
+    if prof is not None and "valid_until" in prof.claims and isinstance(exp_claim, int):
+        shown["valid_until"] = (
+            datetime.fromtimestamp(exp_claim, UTC)
+            .isoformat(timespec="seconds")
+            .replace("+00:00", "Z")
+        )
+    claims, missing = _profile_claims(shown, prof)
     if missing:
         return _invalid(fmt, "missing-claims", f"profile {profile} needs {', '.join(missing)}")
     ref: tuple[str, int] | None = None
@@ -293,12 +311,14 @@ def verify_qr(
     profile: str | None = None,
     max_status_age: timedelta = MAX_STATUS_AGE,
     require_status: bool = True,
+    vct_aliases: Mapping[int, str] | None = None,
 ) -> Verdict:
-    """Verdict on an ``SC1:`` QR certificate (expired after its ≤ 5-minute life)."""
+    """Verdict on an ``SC1:`` QR certificate (expired after its ≤ 5-minute life);
+    ``vct_aliases``: the issuer's published type aliases (a trust bundle's)."""
     fmt = "cwt-qr"
     prof = get_profile(profile) if profile is not None else None
     try:
-        checked = cwt_qr.verify_qr(text, keys)
+        checked = cwt_qr.verify_qr(text, keys, vct_aliases=vct_aliases)
     except cwt_qr.QrError as exc:
         return _invalid(fmt, exc.code, exc.message)
     claims, missing = _profile_claims(checked.claims, prof)

@@ -10,9 +10,9 @@
   var api = main.getAttribute("data-verify-api");
   var maxImage = parseInt(main.getAttribute("data-max-image"), 10) || 8388608;
   var MAX_SIDE = 1600; // downscale big photos before decoding: fast and enough for a QR
-  // A picked photo: a small, fast pass first (most phone photos of a QR decode at 800 px),
-  // then full size, then the inverted image (a QR shown light-on-dark).
-  var PHOTO_PASSES = [[800, "dontInvert"], [MAX_SIDE, "dontInvert"], [MAX_SIDE, "onlyInvert"]];
+  // A picked photo: a small, fast pass first, then full size, inverted too (a QR shown
+  // light-on-dark). jsQR's "onlyInvert" throws on some images: "attemptBoth" instead.
+  var PHOTO_PASSES = [[800, "dontInvert"], [MAX_SIDE, "attemptBoth"]];
 
   var scanBox = main.querySelector("[data-needs-js]");
   var startBtn = document.getElementById("scan-start");
