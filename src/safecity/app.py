@@ -16,6 +16,7 @@ from safecity.alerts import queue_api as alerts_queue_api
 from safecity.alerts import queue_pages as alerts_queue_pages
 from safecity.cases import api as cases_api
 from safecity.cases import pages as cases_pages
+from safecity.cases import pages_halls as cases_halls
 from safecity.cases import portal_api as cases_portal
 from safecity.console import pages as console_pages
 from safecity.console import pages_admin as console_admin
@@ -117,6 +118,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(cases_api.router)
     app.include_router(cases_pages.router)
     app.include_router(cases_portal.router)
+    app.include_router(cases_halls.router)
     app.include_router(fraud_api.router)
     app.include_router(fraud_pages.router)
     app.include_router(accidents_api.routes)

@@ -166,6 +166,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "fraud": ("safecity.fraud.cli", "app"),
     "traffic": ("safecity.traffic.cli", "app"),
     "eservices": ("safecity.eservices.cli", "app"),
+    "cases": ("safecity.cases.cli", "app"),
     "keys": ("safecity.eservices.registry_cli", "keys_app"),
 }
 

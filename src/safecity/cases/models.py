@@ -1,11 +1,22 @@
-"""Tables of the cases domain: the case, the persons on it, citizen comments and the
-portal's failed-lookup counters (for the lockout per client and case)."""
+"""Tables of the cases domain: the case, the persons on it, citizen comments, the
+portal's failed-lookup counters (for the lockout per client and case), the citizen's
+satisfaction rating at closing, and the materialised public statistics of the halls
+(:mod:`safecity.cases.stats`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from safecity.platform.db import ID, Base, UTCDateTime, new_id, utcnow
@@ -86,3 +97,49 @@ class LookupFailure(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CaseRating(Base):
+    """The citizen's satisfaction rating (1-5) of a solved or closed case, given once
+    through the portal lookup page (audited)."""
+
+    __tablename__ = "case_ratings"
+
+    case_id: Mapped[str] = mapped_column(ID, ForeignKey("cases.id"), primary_key=True)
+    rating: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CaseStatFact(Base):
+    """What one case contributes to the public statistics: its org, the local month it
+    was received, its disclosure flags, its first stage times and its rating. The counters
+    are kept as the sum of these (:func:`safecity.cases.stats.track` applies the change of
+    one case's contribution; ``rebuild`` recomputes all of them from the cases)."""
+
+    __tablename__ = "case_stat_facts"
+
+    case_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    org_id: Mapped[str] = mapped_column(ID)
+    org_path: Mapped[str] = mapped_column(String(1000))
+    """The org's path when counted: the counters it was added to (the org and those above)."""
+    month: Mapped[str] = mapped_column(String(7))
+    disclosable: Mapped[bool] = mapped_column(Boolean, default=False)
+    disclosed: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    registered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    investigating_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    rating: Mapped[int | None] = mapped_column(Integer, default=None)
+
+
+class CaseStat(Base):
+    """A public-statistics counter: ``value`` of ``metric`` for the cases of ``org_id`` and
+    every org below it, received in local ``month`` (``YYYY-MM``): a hall reads its own
+    org's rows only."""
+
+    __tablename__ = "case_stats"
+
+    org_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)
+    metric: Mapped[str] = mapped_column(String(16), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -17,12 +17,13 @@ from typing import Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from safecity.cases import catalogue, codes
-from safecity.cases.models import Case, CaseComment, LookupFailure
+from safecity.cases import catalogue, codes, stats
+from safecity.cases.models import Case, CaseComment, CaseRating, LookupFailure
 from safecity.cases.schemas import PublicCase, PublicEntry
 from safecity.orgs import service as orgs
 from safecity.platform import timeline
 from safecity.platform.db import utcnow
+from safecity.platform.errors import InvalidInput
 from safecity.security import audit
 from safecity.security.redact import scrub_text
 
@@ -30,6 +31,8 @@ MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 MISS = None
 Outcome = Literal["ok", "miss", "locked"]
+RatingOutcome = Literal["rated", "already_rated", "not_closed"]
+RATINGS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 
 def _locked(row: LookupFailure | None) -> bool:
@@ -128,6 +131,7 @@ def public_case(session: Session, *, case: Case, lang: str = "zh") -> PublicCase
         )
     entries.sort(key=lambda x: x.at)
     ctype = catalogue.CATALOGUE[case.case_type]
+    rated = session.get(CaseRating, case.id)
     return PublicCase(
         number=case.number,
         case_type=ctype.name_en if lang == "en" else ctype.name_zh,
@@ -135,6 +139,8 @@ def public_case(session: Session, *, case: Case, lang: str = "zh") -> PublicCase
         unit=_unit_name(session, case.org_id, lang),
         opened_at=case.created_at,
         timeline=entries,
+        rateable=rated is None and case.state in stats.RATEABLE_STATES,
+        rating=rated.rating if rated is not None else None,
     )
 
 
@@ -157,3 +163,32 @@ def comment(
     session.flush()
     timeline.add(session, record_type="case", record_id=case.id, org_id=case.org_id, kind="comment")
     return item
+
+
+def rate(
+    session: Session, *, client: str, number: str, code: str, rating: int
+) -> RatingOutcome | None:
+    """The citizen's satisfaction rating (1-5) of a solved or closed case: once per case,
+    audited, counted in the halls' statistics in the same transaction. ``None``: a miss."""
+    if rating not in RATINGS:
+        raise InvalidInput("rating must be 1, 2, 3, 4 or 5")
+    case = verify(session, client=client, number=number, code=code, action="cases.portal.rating")
+    if case is None:
+        return MISS
+    if case.state not in stats.RATEABLE_STATES:
+        return "not_closed"
+    if session.get(CaseRating, case.id) is not None:
+        return "already_rated"
+    session.add(CaseRating(case_id=case.id, rating=rating, created_at=utcnow()))
+    session.flush()
+    audit.record(
+        session,
+        principal=audit.SYSTEM,
+        action="cases.rating",
+        target_type="case",
+        target_id=case.id,
+        purpose="public portal",
+        detail={"client": client[:64], "rating": rating},
+    )
+    stats.track(session, case, rating=rating)
+    return "rated"

@@ -136,3 +136,34 @@ def page_comment(
         code=code if found else "",
         sent=found is not None,
     )
+
+
+@router.post(
+    PAGE + "/rating", response_class=HTMLResponse, include_in_schema=False, dependencies=limited
+)
+def page_rating(
+    request: Request,
+    session: DbSession,
+    number: Field40,
+    code: Field40,
+    rating: Annotated[int, Form(ge=1, le=5)],
+) -> Response:
+    """The citizen rates a solved or closed case (once), from the lookup page."""
+    client = client_key(request.scope)
+    outcome = portal.rate(session, client=client, number=number, code=code, rating=rating)
+    found = (
+        None
+        if outcome is None
+        else portal.lookup(session, client=client, number=number, code=code, lang=_lang(request))
+    )
+    return render(
+        request,
+        "cases/portal.html",
+        status_code=200 if found else MISS_STATUS,
+        case=found,
+        miss=found is None,
+        number=number if found else "",
+        code=code if found else "",
+        sent=False,
+        rated=outcome,
+    )

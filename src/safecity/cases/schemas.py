@@ -177,6 +177,9 @@ class PublicCase(BaseModel):
     unit: str
     opened_at: datetime
     timeline: list[PublicEntry]
+    rateable: bool = False
+    """Solved or closed and not rated yet: the citizen may rate the handling (1-5)."""
+    rating: int | None = None
 
 
 class CommentAccepted(BaseModel):

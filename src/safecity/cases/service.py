@@ -13,7 +13,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from safecity.alerts import service as alerts
-from safecity.cases import catalogue, codes, notices
+from safecity.cases import catalogue, codes, notices, stats
 from safecity.cases.models import Case, CaseComment, CasePerson
 from safecity.cases.schemas import (
     CaseCreate,
@@ -207,6 +207,7 @@ def open_case(
         target_id=case.id,
         detail={"source": source, "type": case_type, "org": station, "alert": alert_id},
     )
+    stats.track(session, case)
     return case
 
 
@@ -262,6 +263,7 @@ def transition(
         fields={"reason": text},
         note=text,
     )
+    stats.track(session, case, stage=result.to_state, at=result.timeline_entry.at)
     if result.to_state == "registered":
         notices.issue_code(session, case=case)
     if result.transition.public:
@@ -306,6 +308,7 @@ def transfer(
         target_id=case.id,
         detail={"from": old, "to": target},
     )
+    stats.track(session, case)
     return case
 
 
@@ -407,6 +410,7 @@ def set_disclosure(
             "after": after,
         },
     )
+    stats.track(session, case)
     if after and not before and case.state in DISCLOSURE_STATES:
         notices.issue_code(session, case=case)
     return case

@@ -72,6 +72,7 @@ JOB_MODULES: tuple[str, ...] = (
     "safecity.accidents.insurers",
     "safecity.accidents.jobs",
     "safecity.eservices.jobs",
+    "safecity.cases.jobs",
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
