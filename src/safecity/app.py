@@ -18,6 +18,8 @@ from safecity.cases import api as cases_api
 from safecity.cases import pages as cases_pages
 from safecity.cases import pages_halls as cases_halls
 from safecity.cases import portal_api as cases_portal
+from safecity.cases import reviews_api as cases_reviews
+from safecity.cases import reviews_pages as cases_reviews_pages
 from safecity.console import pages as console_pages
 from safecity.console import pages_admin as console_admin
 from safecity.dispatch import api as dispatch_api
@@ -118,6 +120,10 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(cases_api.router)
     app.include_router(cases_pages.router)
     app.include_router(cases_portal.router)
+    app.include_router(cases_reviews.router)
+    app.include_router(cases_reviews.portal_router)
+    app.include_router(cases_reviews_pages.router)
+    app.include_router(cases_reviews_pages.portal_router)
     app.include_router(cases_halls.router)
     app.include_router(fraud_api.router)
     app.include_router(fraud_pages.router)

@@ -3,6 +3,8 @@
 from safecity.accidents import models as accidents_models
 from safecity.alerts import models as alerts_models
 from safecity.cases import models as cases_models
+from safecity.cases import reviews_models as cases_reviews_models
+from safecity.cases import work_models as cases_work_models
 from safecity.dispatch import models as dispatch_models
 from safecity.disputes import models as disputes_models
 from safecity.eservices import models as eservices_models
@@ -27,6 +29,8 @@ __all__ = [
     "audit_models",
     "bus_models",
     "cases_models",
+    "cases_reviews_models",
+    "cases_work_models",
     "consumer_models",
     "dispatch_models",
     "disputes_models",

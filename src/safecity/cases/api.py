@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body, Depends, File, Form, Response, UploadFile
 
-from safecity.cases import comments, service
+from safecity.cases import approvals, comments, evidence, service, tasks
+from safecity.cases.approvals import ApprovalRead, ApprovalRequestIn, SendBackIn
+from safecity.cases.evidence import MAX_EVIDENCE_BYTES, EvidenceRead
 from safecity.cases.models import Case
 from safecity.cases.schemas import (
     AssignIn,
@@ -24,11 +26,14 @@ from safecity.cases.schemas import (
     TransferIn,
     TransitionIn,
 )
+from safecity.cases.tasks import TaskIn, TaskRead
 from safecity.cases.workflow import APPROVE, CASE, READ, WRITE
 from safecity.platform.api_params import RecordId, TransitionName
+from safecity.platform.errors import PayloadTooLarge
+from safecity.platform.middleware import register_upload_limit
 from safecity.platform.pagination import ListParams, ListSpec, Page
 from safecity.platform.runtime import DbSession
-from safecity.platform.timeline import TimelineEntryRead
+from safecity.platform.timeline import MAX_NOTE_CHARS, TimelineEntryRead
 from safecity.security.rbac import Principal, require
 
 router = APIRouter(prefix="/api/cases", tags=["cases"])
@@ -208,3 +213,161 @@ def review(
         public_text=body.public_text,
     )
     return CommentRead.model_validate(item)
+
+
+# --------------------------------------------------------------------------- approvals
+
+
+@router.get(
+    "/{case_id}/approvals",
+    response_model=list[ApprovalRead],
+    summary="Approval requests on the case, oldest first",
+)
+def list_approvals(principal: Reader, session: DbSession, case_id: RecordId) -> Any:
+    items = approvals.history(session=session, principal=principal, case_id=case_id)
+    return [ApprovalRead.model_validate(i) for i in items]
+
+
+@router.post(
+    "/{case_id}/approvals",
+    response_model=ApprovalRead,
+    status_code=201,
+    summary="Request solve, suspend or close from a supervisor",
+)
+def request_approval(
+    principal: Writer, session: DbSession, case_id: RecordId, body: ApprovalRequestIn
+) -> Any:
+    item = approvals.request(
+        session=session,
+        principal=principal,
+        case_id=case_id,
+        transition=body.transition,
+        summary=body.summary,
+    )
+    return ApprovalRead.model_validate(item)
+
+
+@router.post(
+    "/{case_id}/approvals/approve",
+    response_model=ApprovalRead,
+    summary="Approve the pending request: the transition is applied (supervisor)",
+)
+def approve(principal: Approver, session: DbSession, case_id: RecordId) -> Any:
+    item = approvals.approve(session=session, principal=principal, case_id=case_id)
+    return ApprovalRead.model_validate(item)
+
+
+@router.post(
+    "/{case_id}/approvals/send-back",
+    response_model=ApprovalRead,
+    summary="Send the pending request back with a comment (supervisor)",
+)
+def send_back(principal: Approver, session: DbSession, case_id: RecordId, body: SendBackIn) -> Any:
+    item = approvals.send_back(
+        session=session, principal=principal, case_id=case_id, comment=body.comment
+    )
+    return ApprovalRead.model_validate(item)
+
+
+# --------------------------------------------------------------------------- evidence
+
+register_upload_limit(r"/api/cases/[^/]+/evidence", MAX_EVIDENCE_BYTES + 64 * 1024)
+
+
+@router.post(
+    "/{case_id}/evidence",
+    response_model=EvidenceRead,
+    status_code=201,
+    summary="Add an evidence file (PDF, JPEG, PNG, WebP; type sniffed; stored by SHA-256)",
+)
+async def add_evidence(
+    principal: Writer,
+    session: DbSession,
+    case_id: RecordId,
+    file: Annotated[UploadFile, File(description="PDF, JPEG, PNG or WebP")],
+    description: Annotated[str, Form(max_length=MAX_NOTE_CHARS)] = "",
+) -> Any:
+    limit = evidence.MAX_EVIDENCE_BYTES
+    data = await file.read(limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"file is larger than {limit} bytes")
+    item = evidence.add(
+        session=session,
+        principal=principal,
+        case_id=case_id,
+        data=data,
+        filename=file.filename or "evidence",
+        description=description,
+    )
+    return EvidenceRead.model_validate(item)
+
+
+@router.get(
+    "/{case_id}/evidence",
+    response_model=list[EvidenceRead],
+    summary="Evidence files on the case (audited read)",
+)
+def list_evidence(principal: Reader, session: DbSession, case_id: RecordId) -> Any:
+    items = evidence.list_for(session=session, principal=principal, case_id=case_id)
+    return [EvidenceRead.model_validate(i) for i in items]
+
+
+@router.get(
+    "/{case_id}/evidence/{evidence_id}",
+    response_class=Response,
+    responses={200: {"content": {t: {} for t in sorted(evidence.ALLOWED_TYPES)}}},
+    summary="Download one evidence file (verified against its hash; audited read)",
+)
+def download_evidence(
+    principal: Reader, session: DbSession, case_id: RecordId, evidence_id: RecordId
+) -> Response:
+    data, item = evidence.download(
+        session=session, principal=principal, case_id=case_id, evidence_id=evidence_id
+    )
+    return Response(
+        data,
+        media_type=item.media_type,
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="{item.filename}"',
+            "X-Content-Type-Options": "nosniff",
+            "X-Content-SHA256": item.sha256,
+        },
+    )
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@router.get(
+    "/{case_id}/tasks",
+    response_model=list[TaskRead],
+    summary="Tasks on the case: open ones first by due date (overdue flagged)",
+)
+def list_tasks(principal: Reader, session: DbSession, case_id: RecordId) -> list[TaskRead]:
+    items = tasks.list_for(session=session, principal=principal, case_id=case_id)
+    on = tasks.today()
+    return [tasks.read(t, on=on) for t in items]
+
+
+@router.post(
+    "/{case_id}/tasks",
+    response_model=TaskRead,
+    status_code=201,
+    summary="Create a task for an officer of the case's station",
+)
+def create_task(principal: Writer, session: DbSession, case_id: RecordId, body: TaskIn) -> TaskRead:
+    task = tasks.create(session=session, principal=principal, case_id=case_id, data=body)
+    return tasks.read(task)
+
+
+@router.post(
+    "/{case_id}/tasks/{task_id}/complete",
+    response_model=TaskRead,
+    summary="Mark a task done",
+)
+def complete_task(
+    principal: Writer, session: DbSession, case_id: RecordId, task_id: RecordId
+) -> TaskRead:
+    task = tasks.complete(session=session, principal=principal, case_id=case_id, task_id=task_id)
+    return tasks.read(task)

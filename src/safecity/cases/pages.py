@@ -2,22 +2,27 @@
 
 * ``GET /console/cases``: cases in the caller's scope (open or all);
 * ``GET /console/cases/{id}``: one case with its timeline and comments; forms to apply a
-  transition (reason where required) and to reply to the citizen.
+  transition (reason where required) and to reply to the citizen;
+* approval: an officer requests solve/suspend/close with a summary; a supervisor approves
+  or sends it back with a comment (the "sent back" marker shows the comment);
+* tasks (overdue ones marked) and evidence files (upload, audited list and download).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from datetime import date
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from safecity.cases import comments, service
+from safecity.cases import approvals, comments, evidence, service, tasks
 from safecity.cases.models import Case
-from safecity.cases.workflow import CASE, OPEN_STATES, READ, WRITE
+from safecity.cases.workflow import APPROVE, CASE, OPEN_STATES, READ, SUPERVISED, WRITE
 from safecity.console.pages import _org_name, _translator, console_require, render
 from safecity.platform.api_params import RecordId, TransitionName
-from safecity.platform.errors import SafeCityError
+from safecity.platform.errors import PayloadTooLarge, SafeCityError
+from safecity.platform.middleware import register_upload_limit
 from safecity.platform.runtime import DbSession
 from safecity.platform.timeline import MAX_NOTE_CHARS
 from safecity.security.csrf import csrf_token_for
@@ -30,6 +35,7 @@ router = APIRouter(include_in_schema=False)
 
 Reader = Annotated[Principal, Depends(console_require(READ))]
 Writer = Annotated[Principal, Depends(console_require(WRITE))]
+Approver = Annotated[Principal, Depends(console_require(APPROVE))]
 
 
 @router.get(LIST, response_class=HTMLResponse)
@@ -66,6 +72,12 @@ def _detail_page(
 ) -> HTMLResponse:
     t = _translator(request)
     case = service.detail(session=session, principal=principal, case_id=case_id)
+    on = tasks.today()
+    task_rows = [
+        tasks.read(x, on=on)
+        for x in tasks.list_for(session=session, principal=principal, case_id=case_id)
+    ]
+    files = evidence.list_for(session=session, principal=principal, case_id=case_id)
     return render(
         request,
         "cases/detail.html",
@@ -76,6 +88,12 @@ def _detail_page(
         c=case,
         needs_reason={t.name for t in CASE.transitions if "reason" in t.requires},
         can_write=principal.can(WRITE),
+        can_approve=principal.can(APPROVE),
+        approval=approvals.latest(session, case.id),
+        requestable=[name for name in SUPERVISED if case.state in CASE.transition(name).source],
+        tasks=task_rows,
+        overdue=[x for x in task_rows if x.overdue],
+        evidence=files,
         error=error,
         csrf=csrf_token_for(request),
     )
@@ -119,3 +137,159 @@ def case_reply(
 ) -> Response:
     comments.reply(session=session, principal=principal, case_id=case_id, text=text)
     return RedirectResponse(f"{LIST}/{case_id}#comments", status_code=303)
+
+
+def _act(
+    request: Request,
+    session: DbSession,
+    principal: Principal,
+    case_id: str,
+    action: Any,
+    anchor: str = "approval",
+) -> Response:
+    """Run ``action``; on a domain error show the page with the error, else redirect."""
+    try:
+        action()
+    except SafeCityError as exc:
+        session.rollback()
+        return _detail_page(
+            request, session, principal, case_id, error=exc.status, status_code=exc.status
+        )
+    return RedirectResponse(f"{LIST}/{case_id}#{anchor}", status_code=303)
+
+
+@router.post(LIST + "/{case_id}/approvals", response_class=HTMLResponse)
+def case_request_approval(
+    request: Request,
+    session: DbSession,
+    principal: Writer,
+    case_id: RecordId,
+    transition: Annotated[str, Form(max_length=32)],
+    summary: Annotated[str, Form(max_length=MAX_NOTE_CHARS)] = "",
+) -> Response:
+    return _act(
+        request,
+        session,
+        principal,
+        case_id,
+        lambda: approvals.request(
+            session=session,
+            principal=principal,
+            case_id=case_id,
+            transition=transition,
+            summary=summary,
+        ),
+    )
+
+
+@router.post(LIST + "/{case_id}/approvals/approve", response_class=HTMLResponse)
+def case_approve(
+    request: Request, session: DbSession, principal: Approver, case_id: RecordId
+) -> Response:
+    return _act(
+        request,
+        session,
+        principal,
+        case_id,
+        lambda: approvals.approve(session=session, principal=principal, case_id=case_id),
+    )
+
+
+@router.post(LIST + "/{case_id}/approvals/send-back", response_class=HTMLResponse)
+def case_send_back(
+    request: Request,
+    session: DbSession,
+    principal: Approver,
+    case_id: RecordId,
+    comment: Annotated[str, Form(max_length=MAX_NOTE_CHARS)] = "",
+) -> Response:
+    return _act(
+        request,
+        session,
+        principal,
+        case_id,
+        lambda: approvals.send_back(
+            session=session, principal=principal, case_id=case_id, comment=comment
+        ),
+    )
+
+
+@router.post(LIST + "/{case_id}/tasks", response_class=HTMLResponse)
+def case_add_task(
+    request: Request,
+    session: DbSession,
+    principal: Writer,
+    case_id: RecordId,
+    title: Annotated[str, Form(max_length=tasks.MAX_TITLE)],
+    assignee_id: Annotated[str, Form(max_length=64)],
+    due_on: Annotated[date, Form()],
+) -> Response:
+    def action() -> None:
+        data = tasks.TaskIn.model_construct(title=title, assignee_id=assignee_id, due_on=due_on)
+        tasks.create(session=session, principal=principal, case_id=case_id, data=data)
+
+    return _act(request, session, principal, case_id, action, "tasks")
+
+
+@router.post(LIST + "/{case_id}/tasks/{task_id}/complete", response_class=HTMLResponse)
+def case_complete_task(
+    request: Request, session: DbSession, principal: Writer, case_id: RecordId, task_id: RecordId
+) -> Response:
+    return _act(
+        request,
+        session,
+        principal,
+        case_id,
+        lambda: tasks.complete(
+            session=session, principal=principal, case_id=case_id, task_id=task_id
+        ),
+        "tasks",
+    )
+
+
+register_upload_limit(LIST + r"/[^/]+/evidence", evidence.MAX_EVIDENCE_BYTES + 64 * 1024)
+
+
+@router.post(LIST + "/{case_id}/evidence", response_class=HTMLResponse)
+async def case_add_evidence(
+    request: Request,
+    session: DbSession,
+    principal: Writer,
+    case_id: RecordId,
+    file: Annotated[UploadFile, File()],
+    description: Annotated[str, Form(max_length=MAX_NOTE_CHARS)] = "",
+) -> Response:
+    limit = evidence.MAX_EVIDENCE_BYTES
+    data = await file.read(limit + 1)
+
+    def action() -> None:
+        if len(data) > limit:
+            raise PayloadTooLarge(f"file is larger than {limit} bytes")
+        evidence.add(
+            session=session,
+            principal=principal,
+            case_id=case_id,
+            data=data,
+            filename=file.filename or "evidence",
+            description=description,
+        )
+
+    return _act(request, session, principal, case_id, action, "evidence")
+
+
+@router.get(LIST + "/{case_id}/evidence/{evidence_id}")
+def case_evidence_file(
+    session: DbSession, principal: Reader, case_id: RecordId, evidence_id: RecordId
+) -> Response:
+    data, item = evidence.download(
+        session=session, principal=principal, case_id=case_id, evidence_id=evidence_id
+    )
+    return Response(
+        data,
+        media_type=item.media_type,
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="{item.filename}"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from safecity.alerts import service as alerts
 from safecity.cases import catalogue, codes, notices, stats
+from safecity.cases.journal import journal
 from safecity.cases.models import Case, CaseComment, CasePerson
 from safecity.cases.schemas import (
     CaseCreate,
@@ -222,21 +223,13 @@ def add_person(
     case = get_case(session=session, principal=principal, case_id=case_id)
     person = _add_person(session, case, data)
     session.flush()
-    timeline.add(
+    journal(
         session,
-        record_type=RECORD,
-        record_id=case.id,
-        org_id=case.org_id,
-        kind="person",
-        actor_id=principal.id,
-        note=data.role,
-    )
-    audit.record(
-        session,
+        case=case,
         principal=principal,
+        kind="person",
+        note=data.role,
         action="cases.person.add",
-        target_type=RECORD,
-        target_id=case.id,
         detail={"person": person.id, "role": data.role},
     )
     return person
@@ -316,21 +309,13 @@ def assign(*, session: Session, principal: Principal, case_id: str, officer_id: 
     case = get_case(session=session, principal=principal, case_id=case_id)
     case.assigned_officer_id = officer_id
     case.updated_at = utcnow()
-    timeline.add(
+    journal(
         session,
-        record_type=RECORD,
-        record_id=case.id,
-        org_id=case.org_id,
-        kind="assigned",
-        actor_id=principal.id,
-        note=officer_id or "",
-    )
-    audit.record(
-        session,
+        case=case,
         principal=principal,
+        kind="assigned",
+        note=officer_id or "",
         action="cases.assign",
-        target_type=RECORD,
-        target_id=case.id,
         detail={"officer": officer_id},
     )
     return case

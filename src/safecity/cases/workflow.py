@@ -42,6 +42,9 @@ STATES: tuple[str, ...] = (
     "closed",
 )
 OPEN_STATES: tuple[str, ...] = ("received", "registered", "investigating", "suspended")
+SUPERVISED: tuple[str, ...] = ("solve", "suspend", "close")
+"""Transitions an officer requests and a supervisor approves or sends back with a comment
+(:mod:`safecity.cases.approvals`); a supervisor may still apply them directly."""
 
 
 def _touch(case: Case, ctx: TransitionContext) -> None:
@@ -68,6 +71,15 @@ CASE = register_machine(
                 effect=_touch,
                 public=True,
                 description="The case is registered; the victim receives number and code.",
+            ),
+            Transition(
+                "register_on_review",
+                source=("not_registered",),
+                target="registered",
+                permission=WRITE,
+                effect=_touch,
+                public=True,
+                description="A review application overturned the decision not to register.",
             ),
             Transition(
                 "not_register",

@@ -73,6 +73,7 @@ JOB_MODULES: tuple[str, ...] = (
     "safecity.accidents.jobs",
     "safecity.eservices.jobs",
     "safecity.cases.jobs",
+    "safecity.cases.reviews_jobs",
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
