@@ -115,16 +115,16 @@ def case_transition(
     name: TransitionName,
     reason: Annotated[str, Form(max_length=MAX_NOTE_CHARS)] = "",
 ) -> Response:
-    try:
-        service.transition(
+    return _act(
+        request,
+        session,
+        principal,
+        case_id,
+        lambda: service.transition(
             session=session, principal=principal, case_id=case_id, name=name, reason=reason
-        )
-    except SafeCityError as exc:
-        session.rollback()
-        return _detail_page(
-            request, session, principal, case_id, error=exc.status, status_code=exc.status
-        )
-    return RedirectResponse(f"{LIST}/{case_id}", status_code=303)
+        ),
+        anchor="",
+    )
 
 
 @router.post(LIST + "/{case_id}/replies", response_class=HTMLResponse)
@@ -155,7 +155,7 @@ def _act(
         return _detail_page(
             request, session, principal, case_id, error=exc.status, status_code=exc.status
         )
-    return RedirectResponse(f"{LIST}/{case_id}#{anchor}", status_code=303)
+    return RedirectResponse(f"{LIST}/{case_id}" + (f"#{anchor}" if anchor else ""), status_code=303)
 
 
 @router.post(LIST + "/{case_id}/approvals", response_class=HTMLResponse)
