@@ -59,13 +59,13 @@ from tests.live_server import serve  # noqa: E402
 
 import safecity.models  # noqa: E402, F401  (registers every table)
 from _common import machine  # noqa: E402  (benchmarks/_common.py, run as a script)
+from _eservices_fixtures import claims, holder  # noqa: E402
 from safecity.app import create_app  # noqa: E402
 from safecity.eservices import registry  # noqa: E402
 from safecity.eservices.credentials import qr_png  # noqa: E402
 from safecity.platform.db import Base  # noqa: E402
 from safecity.platform.runtime import Runtime, build_runtime  # noqa: E402
 from safecity.security import audit  # noqa: E402
-from safecity.security.rbac import Principal  # noqa: E402
 from safecity.settings import Settings  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "eservices_browser_verify.json"
@@ -119,27 +119,6 @@ RESET_JS = """() => {
 }"""
 
 
-def _holder(i: int) -> Principal:
-    return Principal(
-        id=f"citizen{i:07d}",
-        kind="user",
-        username=f"holder{i}",
-        roles=frozenset({"citizen"}),
-        org_id="",
-        visible_org_ids=frozenset(),
-    )
-
-
-def _claims(i: int) -> dict[str, Any]:
-    return {
-        "family_name": "王李张刘陈"[i % 5],
-        "given_name": f"小明{i % 100}",
-        "birthdate": f"19{60 + i % 40}-0{1 + i % 9}-1{i % 10}",
-        "id_number": f"3101011990{i % 10000:04d}{i % 9999:04d}",
-        "attributes": {"result": "无犯罪记录", "query_scope": "全国", "purpose": "就业"},
-    }
-
-
 def _setup(tmp: Path, n: int) -> tuple[Runtime, list[str]]:
     settings = Settings(
         var_dir=tmp / "var",
@@ -158,8 +137,8 @@ def _setup(tmp: Path, n: int) -> tuple[Runtime, list[str]]:
                 principal=audit.SYSTEM,
                 application_id=f"browser-bench-{i}",
                 item_code="no-criminal-record",
-                holder_user_id=_holder(i).id,
-                claims=_claims(i),
+                holder_user_id=holder(i).id,
+                claims=claims(i),
                 org_id=None,
             )
         ids.append(cert.id)
@@ -168,7 +147,7 @@ def _setup(tmp: Path, n: int) -> tuple[Runtime, list[str]]:
 
 def _qr_text(runtime: Runtime, i: int, cid: str) -> str:
     with runtime.sessions.begin() as s:
-        return registry.certificate_qr(session=s, principal=_holder(i), certificate_id=cid)
+        return registry.certificate_qr(session=s, principal=holder(i), certificate_id=cid)
 
 
 def _photo(text: str, rng: random.Random) -> bytes:

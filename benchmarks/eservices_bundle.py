@@ -103,29 +103,6 @@ print(json.dumps({"verdicts": out, "blocked_events": blocked, "hook_self_test": 
 """
 
 
-def _holder(i: int) -> Any:
-    from safecity.security.rbac import Principal
-
-    return Principal(
-        id=f"citizen{i:06d}",
-        kind="user",
-        username=f"citizen{i}",
-        roles=frozenset({"citizen"}),
-        org_id="",
-        visible_org_ids=frozenset(),
-    )
-
-
-def _claims(i: int) -> dict[str, Any]:
-    return {
-        "family_name": "王李张刘陈"[i % 5],
-        "given_name": f"小明{i % 100}",
-        "birthdate": f"19{60 + i % 40}-0{1 + i % 9}-1{i % 10}",
-        "id_number": f"3101011990{i % 10000:04d}{i % 9999:04d}",
-        "attributes": {"result": "无犯罪记录", "query_scope": "全国", "purpose": "就业"},
-    }
-
-
 def _reencode_qr(text: str, change: Any) -> str:
     """Decode an ``SC1:`` QR, let ``change`` edit its COSE_Sign1 parts (protected header
     bytes, CWT claims map), and encode it again with the *original* signature: a tamper
@@ -170,6 +147,7 @@ def _flip(text: str, at: int) -> str:
 def build_fixtures(tmp: Path) -> dict[str, Any]:
     """Issue certificates through the registry, mint the fixtures, write the spec file."""
     import safecity.models  # noqa: F401  (registers every table)
+    from _eservices_fixtures import claims, holder
     from safecity.eservices import registry
     from safecity.eservices.credentials import SigningKey, issue_qr
     from safecity.eservices.credentials.bundle import build_bundle
@@ -196,8 +174,8 @@ def build_fixtures(tmp: Path) -> dict[str, Any]:
                 principal=audit.SYSTEM,
                 application_id=f"bundle-{name}",
                 item_code="no-criminal-record",
-                holder_user_id=_holder(i).id,
-                claims=_claims(i),
+                holder_user_id=holder(i).id,
+                claims=claims(i),
                 org_id=None,
                 now=old if name == "expired_cert" else now,
             )
@@ -207,14 +185,14 @@ def build_fixtures(tmp: Path) -> dict[str, Any]:
     def qr(name: str, at: datetime) -> str:
         with runtime.sessions.begin() as s:
             return registry.certificate_qr(
-                session=s, principal=_holder(idx[name]), certificate_id=ids[name], now=at
+                session=s, principal=holder(idx[name]), certificate_id=ids[name], now=at
             )
 
     def pres(name: str, nonce: str, at: datetime) -> str:
         with runtime.sessions.begin() as s:
             return registry.present_certificate(
                 session=s,
-                principal=_holder(idx[name]),
+                principal=holder(idx[name]),
                 certificate_id=ids[name],
                 profile="hotel",
                 audience=AUD,
@@ -282,9 +260,9 @@ def build_fixtures(tmp: Path) -> dict[str, Any]:
     p_tam = pres("valid", "n-tamper-001", now)
     jwt, rest = p_tam.split("~", 1)
     head, body, sig = jwt.split(".")
-    claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-    claims["exp"] = int(claims["exp"]) + 365 * 86_400  # a year longer, signature kept
-    forged_body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    payload["exp"] = int(payload["exp"]) + 365 * 86_400  # a year longer, signature kept
+    forged_body = base64.urlsafe_b64encode(json.dumps(payload).encode()).rstrip(b"=").decode()
     add(
         "sd-jwt tampered exp in issuer JWT, signature kept",
         f"{head}.{forged_body}.{sig}~{rest}",

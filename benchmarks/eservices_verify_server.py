@@ -69,6 +69,7 @@ from rich.table import Table
 
 import safecity.models  # noqa: F401  (registers every table)
 from _common import machine  # benchmarks/_common.py (run as a script)
+from _eservices_fixtures import claims, holder
 from safecity.eservices import registry, verification
 from safecity.eservices.credentials import KeySet, ReplayGuard, SigningKey, issue_qr
 from safecity.eservices.credentials.status_list import read_token_status_list
@@ -77,7 +78,6 @@ from safecity.platform.db import Base
 from safecity.platform.ratelimit import TokenBucketLimiter
 from safecity.platform.runtime import Runtime, build_runtime
 from safecity.security import audit
-from safecity.security.rbac import Principal
 from safecity.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "eservices_verify_server.json"
@@ -85,27 +85,6 @@ AUD = "hotel-bench"
 GOAL_P99_MS = 5.0
 GOAL_PER_S = 2000
 GOAL_PUBLISH_P99_S = 60.0
-
-
-def _citizen(i: int) -> Principal:
-    return Principal(
-        id=f"citizen{i:06d}",
-        kind="user",
-        username=f"citizen{i}",
-        roles=frozenset({"citizen"}),
-        org_id="",
-        visible_org_ids=frozenset(),
-    )
-
-
-def _claims(i: int) -> dict[str, Any]:
-    return {
-        "family_name": "王李张刘陈"[i % 5],
-        "given_name": f"小明{i % 100}",
-        "birthdate": f"19{60 + i % 40}-0{1 + i % 9}-1{i % 10}",
-        "id_number": f"3101011990{i % 10000:04d}{i % 9999:04d}",
-        "attributes": {"result": "无犯罪记录", "query_scope": "全国", "purpose": "就业"},
-    }
 
 
 def _q(xs: list[float]) -> dict[str, float]:
@@ -148,8 +127,8 @@ def _setup(tmp: Path, n: int) -> tuple[Runtime, list[str], set[str], dict[str, s
                 principal=audit.SYSTEM,
                 application_id=f"bench-{i:06d}",
                 item_code="no-criminal-record",
-                holder_user_id=_citizen(i).id,
-                claims=_claims(i),
+                holder_user_id=holder(i).id,
+                claims=claims(i),
                 org_id=None,
                 now=now,
             )
@@ -168,7 +147,7 @@ def _qr(runtime: Runtime, ids: list[str], cid: str, at: datetime | None = None) 
     """A fresh QR of ``cid`` (an active certificate: a revoked one cannot be shown)."""
     with runtime.sessions.begin() as s:
         return registry.certificate_qr(
-            session=s, principal=_citizen(ids.index(cid)), certificate_id=cid, now=at
+            session=s, principal=holder(ids.index(cid)), certificate_id=cid, now=at
         )
 
 
@@ -184,7 +163,7 @@ def _mint_qrs(
             out.append((revoked_qrs[cid], "REVOKED"))
             continue
         with runtime.sessions.begin() as s:
-            text = registry.certificate_qr(session=s, principal=_citizen(i), certificate_id=cid)
+            text = registry.certificate_qr(session=s, principal=holder(i), certificate_id=cid)
         out.append((text, "VALID"))
     return out
 
@@ -200,7 +179,7 @@ def _mint_presentations(
         with runtime.sessions.begin() as s:
             text = registry.present_certificate(
                 session=s,
-                principal=_citizen(i),
+                principal=holder(i),
                 certificate_id=cid,
                 profile="hotel",
                 audience=AUD,
