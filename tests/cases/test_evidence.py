@@ -167,3 +167,16 @@ def test_console_upload_list_and_download(
     assert got.content == PDF
     assert got.headers["content-type"] == "application/pdf"
     assert "cases.evidence.read" in _audits(runtime, case.id)
+
+
+def test_a_chinese_filename_downloads_under_its_own_name(
+    client: TestClient, open_case: OpenFn
+) -> None:
+    case = open_case(0)
+    item = _upload(client, case.id, case.headers, PNG, name="现场照片.png").json()
+    got = client.get(f"/api/cases/{case.id}/evidence/{item['id']}", headers=case.headers)
+    assert got.status_code == 200
+    assert got.content == PNG
+    disposition = got.headers["content-disposition"]
+    assert disposition.startswith("attachment; ")
+    assert "filename*=UTF-8''%E7%8E%B0%E5%9C%BA%E7%85%A7%E7%89%87.png" in disposition

@@ -29,6 +29,7 @@ from safecity.cases.schemas import (
 from safecity.cases.tasks import TaskIn, TaskRead
 from safecity.cases.workflow import APPROVE, CASE, READ, WRITE
 from safecity.platform.api_params import RecordId, TransitionName
+from safecity.platform.downloads import file_download
 from safecity.platform.errors import PayloadTooLarge
 from safecity.platform.middleware import register_upload_limit
 from safecity.platform.pagination import ListParams, ListSpec, Page
@@ -324,15 +325,8 @@ def download_evidence(
     data, item = evidence.download(
         session=session, principal=principal, case_id=case_id, evidence_id=evidence_id
     )
-    return Response(
-        data,
-        media_type=item.media_type,
-        headers={
-            "Cache-Control": "no-store",
-            "Content-Disposition": f'attachment; filename="{item.filename}"',
-            "X-Content-Type-Options": "nosniff",
-            "X-Content-SHA256": item.sha256,
-        },
+    return file_download(
+        data, item.media_type, item.filename, headers={"X-Content-SHA256": item.sha256}
     )
 
 

@@ -21,6 +21,7 @@ from safecity.cases.models import Case
 from safecity.cases.workflow import APPROVE, CASE, OPEN_STATES, READ, SUPERVISED, WRITE
 from safecity.console.pages import _org_name, _translator, console_require, render
 from safecity.platform.api_params import RecordId, TransitionName
+from safecity.platform.downloads import file_download
 from safecity.platform.errors import PayloadTooLarge, SafeCityError
 from safecity.platform.middleware import register_upload_limit
 from safecity.platform.runtime import DbSession
@@ -284,12 +285,4 @@ def case_evidence_file(
     data, item = evidence.download(
         session=session, principal=principal, case_id=case_id, evidence_id=evidence_id
     )
-    return Response(
-        data,
-        media_type=item.media_type,
-        headers={
-            "Cache-Control": "no-store",
-            "Content-Disposition": f'attachment; filename="{item.filename}"',
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return file_download(data, item.media_type, item.filename)

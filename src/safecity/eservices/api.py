@@ -36,6 +36,7 @@ from safecity.eservices.schemas import (
 )
 from safecity.eservices.workflow import APPLICATION, APPLY, READ, REVIEW, STATS, VIEW
 from safecity.platform.api_params import RecordId
+from safecity.platform.downloads import file_download
 from safecity.platform.errors import InvalidInput, PayloadTooLarge
 from safecity.platform.runtime import DbSession
 from safecity.security.rbac import Principal, public, require
@@ -295,15 +296,7 @@ def attachment(
         application_id=application_id,
         attachment_id=attachment_id,
     )
-    return Response(
-        data,
-        media_type=ctype,
-        headers={
-            "Cache-Control": "no-store",
-            "Content-Disposition": f'attachment; filename="{name}"',
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return file_download(data, ctype, name)
 
 
 # --------------------------------------------------------------------------- staff

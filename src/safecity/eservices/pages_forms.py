@@ -15,7 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import quote
 
 from fastapi.responses import Response
 
@@ -24,6 +23,7 @@ from safecity.eservices import forms, service
 from safecity.eservices.catalogue import ServiceItem, default_catalogue
 from safecity.eservices.workdays import CHINA_TZ, local_date, workdays_between
 from safecity.platform.db import utcnow
+from safecity.platform.downloads import file_download
 from safecity.platform.errors import ConfigurationError, InvalidInput, SafeCityError
 
 
@@ -311,11 +311,4 @@ templates.env.filters["svc_time"] = local_time
 
 def attachment_response(data: bytes, content_type: str, filename: str) -> Response:
     """An uploaded file as a download (never rendered inline: it came from a citizen)."""
-    return Response(
-        data,
-        media_type=content_type,
-        headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(filename, safe='')}",
-            "X-Content-Type-Options": "nosniff",
-        },
-    )
+    return file_download(data, content_type, filename)
