@@ -298,18 +298,18 @@ def dispatch(
         if claimed is None:
             break
         notice_id, attempt, code, body, key = claimed
-        insurer = get_insurer(code)
-        if urls and code in urls:
-            insurer = dataclasses.replace(insurer, url=urls[code])
-        headers = {
-            "Content-Type": "application/json",
-            "Idempotency-Key": key,
-            "X-SafeCity-Insurer": code,
-            SIGNATURE_HEADER: sign(secret_for(key_dir, code), body),
-        }
         error: str | None = None
         claim_id: str | None = None
-        try:
+        try:  # a bad insurer code or an unreadable secret is this notice's failure only
+            insurer = get_insurer(code)
+            if urls and code in urls:
+                insurer = dataclasses.replace(insurer, url=urls[code])
+            headers = {
+                "Content-Type": "application/json",
+                "Idempotency-Key": key,
+                "X-SafeCity-Insurer": code,
+                SIGNATURE_HEADER: sign(secret_for(key_dir, code), body),
+            }
             reply = send(insurer, body, headers)
             claim_id = str(reply.body.get("claim_id") or "") or None
             if reply.status not in (200, 201, 202) or claim_id is None:
