@@ -148,8 +148,17 @@ def _attachment(spec: str) -> tuple[str, Path, str]:
     path = Path(path_text)
     if not path.is_file():
         raise InvalidInput(f"{path}: no such file")
+    if path.stat().st_size > service.MAX_ATTACHMENT_BYTES:
+        raise InvalidInput(f"{path}: larger than {service.MAX_ATTACHMENT_BYTES} bytes")
     ctype = mimetypes.guess_type(path.name)[0] or ""
     return code, path, ctype
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
 
 
 @app.command()
@@ -199,7 +208,7 @@ def apply(
                     material_code=code,
                     filename=path.name,
                     content_type=ctype,
-                    data=path.read_bytes(),
+                    data=_read_bytes(path),
                 )
             if draft_only:
                 result = started

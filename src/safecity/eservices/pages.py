@@ -652,13 +652,16 @@ def send_supplement(
     comment: Annotated[str, Form(max_length=1000)] = "",
 ) -> Response:
     _own_detail(session, principal, app_id)
-    service.act(
-        session=session,
-        principal=principal,
-        application_id=app_id,
-        action="supplement",
-        comment=comment.strip() or None,
-    )
+    try:
+        service.act(
+            session=session,
+            principal=principal,
+            application_id=app_id,
+            action="supplement",
+            comment=comment.strip() or None,
+        )
+    except Conflict:  # sent already (a double click) or no longer asked for: show the state
+        session.rollback()
     return RedirectResponse(_app_url(app_id), status_code=303)
 
 

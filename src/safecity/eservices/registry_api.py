@@ -136,12 +136,16 @@ def bitstring_status_list(
     return JSONResponse(doc, headers=headers)
 
 
-@public_router.get("/api/eservices/issuer-keys", summary="Issuer public keys (JWK Set)")
+@public_router.get(
+    "/api/eservices/issuer-keys", dependencies=fetch_limited, summary="Issuer public keys (JWK Set)"
+)
 def issuer_keys(session: DbSession) -> dict[str, Any]:
     return registry.issuer_jwks(session)
 
 
-@public_router.get("/.well-known/jwt-vc-issuer", summary="SD-JWT VC issuer metadata")
+@public_router.get(
+    "/.well-known/jwt-vc-issuer", dependencies=fetch_limited, summary="SD-JWT VC issuer metadata"
+)
 def jwt_vc_issuer(session: DbSession) -> dict[str, Any]:
     return registry.issuer_metadata(session)
 

@@ -18,6 +18,7 @@ directory): no database, no network.
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -50,8 +51,16 @@ def _read_arg(value: str) -> str:
     if len(value) < 4096 and not value.upper().startswith("SC1:") and path.is_file():
         if path.stat().st_size > MAX_INPUT_BYTES:
             raise InvalidInput(f"{value} is larger than {MAX_INPUT_BYTES} bytes")
-        return path.read_text(encoding="utf-8", errors="replace").strip()
+        return _read(path)
     return value.strip()
+
+
+def _read(path: Path) -> str:
+    """A text file's content, or a one-line error (no traceback) when it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _print(verdict: Verdict, as_json: bool) -> None:
@@ -106,7 +115,7 @@ def _verify_offline(
         raise InvalidInput(f"bundle file {bundle} does not exist")
     anchor_path = anchor or Path(f"{bundle}.anchor.json")
     if anchor_path.is_file():
-        anchors = verification.read_anchors(anchor_path.read_bytes())
+        anchors = verification.read_anchors(_read(anchor_path).encode())
     elif anchor is not None:
         raise InvalidInput(f"trust anchor file {anchor} does not exist")
     else:
@@ -115,7 +124,7 @@ def _verify_offline(
             raise InvalidInput("no trust anchor: pass --anchor FILE")
     return verification.verify_offline(
         value,
-        bundle=bundle.read_text(encoding="ascii", errors="replace"),
+        bundle=_read(bundle),
         anchors=anchors,
         profile=profile,
         audience=audience,
@@ -150,9 +159,18 @@ def bundle(
         raise _fail(exc) from None
     finally:
         runtime.close()
-    output.write_text(token + "\n", encoding="ascii")
     anchor_path = Path(f"{output}.anchor.json")
-    anchor_path.write_text(json.dumps(anchor, indent=2) + "\n", encoding="ascii")
+    try:  # both files or neither: each is written aside, then moved into place
+        for path, text in (
+            (output, token + "\n"),
+            (anchor_path, json.dumps(anchor, indent=2) + "\n"),
+        ):
+            tmp = path.with_name(path.name + ".tmp")
+            tmp.write_text(text, encoding="ascii")
+        for path in (output, anchor_path):
+            os.replace(path.with_name(path.name + ".tmp"), path)
+    except OSError as exc:
+        raise _fail(InvalidInput(f"cannot write {exc.filename}: {exc.strerror}")) from None
     typer.echo(f"wrote {output} ({len(token)} bytes) and its trust anchor {anchor_path}")
 
 

@@ -59,13 +59,9 @@ from safecity.eservices.access import load_application as _load
 from safecity.eservices.access import new_reference as _new_reference
 from safecity.eservices.access import own_application as _own
 from safecity.eservices.access import resolve_now as _now
-from safecity.eservices.access import visible_application as _visible  # noqa: F401 (re-export)
 from safecity.eservices.clock import SUPPLEMENT_PAUSE, deadline
 from safecity.eservices.clock import elapsed_workdays as _elapsed
-from safecity.eservices.clock import pause_spans as _pause_spans  # noqa: F401 (re-export)
-from safecity.eservices.clock import pauses_of as _pauses  # noqa: F401 (re-export)
 from safecity.eservices.clock import recompute_clock as _recompute_clock
-from safecity.eservices.clock import span_workdays as _span_workdays  # noqa: F401 (re-export)
 from safecity.eservices.issuing import ATTRIBUTE_DEFAULTS, certificate_values
 from safecity.eservices.issuing import issue_certificate as _issue
 from safecity.eservices.materials import (
@@ -76,25 +72,14 @@ from safecity.eservices.materials import (
     add_attachment,
     attachment_bytes,
 )
-from safecity.eservices.materials import attachment_read as _attachment_read  # noqa: F401 (re-export)
-from safecity.eservices.materials import attachments_of as _attachments  # noqa: F401 (re-export)
-from safecity.eservices.materials import clean_filename as _clean_filename  # noqa: F401 (re-export)
-from safecity.eservices.materials import material_status as _material_status  # noqa: F401 (re-export)
-from safecity.eservices.materials import materials_for as _materials_for  # noqa: F401 (re-export)
 from safecity.eservices.materials import missing_materials as _missing_materials
 from safecity.eservices.materials import pull_materials as _pull
-from safecity.eservices.materials import sibling_output as _sibling_output  # noqa: F401 (re-export)
 from safecity.eservices.models import Application, Pause
 from safecity.eservices.notices import STATE_TEXT
-from safecity.eservices.notices import send_notice as _notice  # noqa: F401 (re-export)
 from safecity.eservices.notices import transition as _transition
 from safecity.eservices.queries import MAX_QUEUE, get_application, my_applications, staff_queue
-from safecity.eservices.queries import actions_for as _actions  # noqa: F401 (re-export)
-from safecity.eservices.queries import application_fields as _read_fields  # noqa: F401 (re-export)
-from safecity.eservices.queries import part_read as _part  # noqa: F401 (re-export)
 from safecity.eservices.queries import read_application as _read
 from safecity.eservices.schemas import ACTIONS, ApplicationRead
-from safecity.eservices.single_window import children_of as _children  # noqa: F401 (re-export)
 from safecity.eservices.single_window import fan_out as _fan_out
 from safecity.eservices.single_window import sync_parent as _sync_parent
 from safecity.eservices.stats import percentile, stats
