@@ -232,3 +232,20 @@ def test_insurer_webhooks_come_from_the_settings(
     assert report.acked == 2
     # the configured insurer goes to its webhook; the other stays with the demo insurer
     assert sorted(seen) == [("demo_cpic", "https://cpic.example/n"), ("demo_pingan", "inproc:demo")]
+
+
+def test_a_notice_to_an_unknown_insurer_fails_alone(
+    runtime: Runtime, client: TestClient, areas: City, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _sealed_without_delivery(runtime, client, monkeypatch)
+    with runtime.sessions.begin() as s:
+        broken = s.scalars(select(InsurerNotice).order_by(InsurerNotice.party_role)).first()
+        assert broken is not None
+        broken.insurer_code, broken_id = "no_such_insurer", broken.id
+    report = insurers.dispatch(runtime.sessions, key_dir=runtime.settings.effective_key_dir)
+    assert (report.acked, report.retrying, report.failed) == (1, 1, 0)
+    assert report.errors[0][0] == broken_id
+    assert "no_such_insurer" in report.errors[0][1]
+    by_id = {n.id: n for n in _notices(runtime)}
+    assert by_id[broken_id].status == "pending"  # retried later, not stuck in "sending"
+    assert [n.status for i, n in by_id.items() if i != broken_id] == ["acked"]
