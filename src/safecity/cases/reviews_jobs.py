@@ -26,10 +26,12 @@ def check_overdue(session: Session, *, now: datetime | None = None) -> int:
     moment = now or utcnow()
     raised = 0
     for review in session.scalars(
-        select(CaseReview).where(CaseReview.due_at.is_not(None), CaseReview.due_at <= moment)
+        select(CaseReview).where(
+            CaseReview.due_at.is_not(None),
+            CaseReview.due_at <= moment,
+            CaseReview.alerted_state.is_distinct_from(CaseReview.state),  # not alerted yet
+        )
     ):
-        if review.alerted_state == review.state:
-            continue
         assert review.due_at is not None
         lat, lng = CITY_CENTRE
         alert = alerts.raise_alert(

@@ -15,6 +15,7 @@ from safecity.cases import service
 from safecity.cases.journal import journal
 from safecity.cases.work_models import CaseTask
 from safecity.cases.workflow import CASE, WRITE
+from safecity.eservices.workdays import local_date
 from safecity.orgs import service as orgs
 from safecity.platform.db import utcnow
 from safecity.platform.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -48,7 +49,8 @@ class TaskRead(BaseModel):
 
 
 def today() -> date:
-    return utcnow().date()
+    """Today's local (Beijing) date: a task due yesterday is overdue from local midnight."""
+    return local_date(utcnow())
 
 
 def is_overdue(task: CaseTask, *, on: date | None = None) -> bool:
