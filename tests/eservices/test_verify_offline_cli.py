@@ -179,3 +179,17 @@ def test_cli_keys_rotate_keeps_old_keys(cli_runtime: Runtime, people: People) ->
     assert any(line.startswith("* ") for line in lines)
     bad = runner.invoke(cli_app, ["keys", "rotate", "--alg", "RS256"])
     assert bad.exit_code == 2
+
+
+def test_the_public_bundle_is_reused_until_a_list_changes(runtime: Runtime, people: People) -> None:
+    cert = issue(runtime, people)
+    first, _ = _bundle(runtime)
+    assert _bundle(runtime, now=NOW + timedelta(seconds=30))[0] == first  # same lists, < 1 min
+    assert _bundle(runtime, now=NOW + timedelta(minutes=2))[0] != first  # re-signed, fresh iat
+    qr = _qr(runtime, people, cert.id, now=NOW + timedelta(minutes=2))  # shown before
+    _revoke(runtime, people, cert.id, "obtained by mistake")
+    revoked, anchors = _bundle(runtime, now=NOW + timedelta(minutes=2, seconds=10))
+    verdict = verification.verify_offline(
+        qr, bundle=revoked, anchors=anchors, now=NOW + timedelta(minutes=2, seconds=20)
+    )
+    assert verdict.status is VerdictStatus.REVOKED  # the revocation is in at once

@@ -935,19 +935,33 @@ def trust_anchor_jwks(key_dir: Path) -> dict[str, Any]:
     return KeySet([rk.bundle_signer(key_dir).public]).jwks()
 
 
+_bundle_cache: dict[str, tuple[tuple[Any, ...], datetime, str]] = {}
+
+
 def trust_bundle(session: Session, *, now: datetime | None = None) -> str:
-    """The signed offline trust bundle: all issuer keys + a snapshot of every status list."""
+    """The signed offline trust bundle: all issuer keys + a snapshot of every status list.
+
+    Served publicly, so it is built once and reused while no list changed, the active key
+    is the same and it is less than a minute old (as :func:`status_list_token` does)."""
     now = (now or utcnow()).astimezone(UTC)
     key_dir = key_dir_of(session)
     store = rk.issuer_store(key_dir)
-    store.active()
-    return build_bundle(
+    versions = session.execute(
+        select(CertStatusList.id, CertStatusList.version).order_by(CertStatusList.id)
+    ).all()
+    stamp = (store.active().kid, tuple(tuple(v) for v in versions))
+    cached = _bundle_cache.get(str(key_dir))
+    if cached and cached[0] == stamp and timedelta(0) <= now - cached[1] < timedelta(minutes=1):
+        return cached[2]
+    token = build_bundle(
         signer=rk.bundle_signer(key_dir),
         issuer=issuer_of(session),
         keys=store.public_keys(),
         status_lists=status_lists(session),
         now=now,
     )
+    _bundle_cache[str(key_dir)] = (stamp, now, token)
+    return token
 
 
 def rotate_issuer_key(key_dir: Path, *, alg: str | None = None) -> str:
