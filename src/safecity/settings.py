@@ -30,6 +30,10 @@ class Settings(BaseSettings):
         description="Run the outbox relay, bus consumers and job scheduler inside the API "
         "process (one-process setup; `safecity serve` turns it on).",
     )
+    demo_duty_desk: bool = Field(
+        default=False,
+        description="Run the demo duty desk job (cases from simulated alerts; `safecity demo`).",
+    )
     max_body_bytes: int = 1_048_576
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12  # a console session ends this long after login
@@ -74,6 +78,16 @@ class Settings(BaseSettings):
     # broker is set ("host:port"); otherwise they are logged and kept in memory.
     display_mqtt: str = Field(default="", description="MQTT broker host:port for displays.")
     display_topic_prefix: str = "safecity/displays"
+    # Blob store (safecity.platform.blobs): evidence, attachments and photos as files under
+    # var_dir/blobs, or in an S3-compatible bucket. S3 credentials are never settings: boto3
+    # reads them itself (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, a role).
+    blob_backend: Literal["disk", "s3"] = Field(
+        default="disk", description="disk (files under var_dir/blobs) or s3 (needs boto3)."
+    )
+    s3_endpoint_url: str = Field(default="", description="Empty = AWS; else MinIO/Ceph URL.")
+    s3_bucket: str = Field(default="", description="Bucket for blobs (s3 backend; must exist).")
+    s3_prefix: str = Field(default="", description="Key prefix, e.g. safecity/ (a / is added).")
+    s3_region: str = Field(default="", description="Region; empty = boto3's (AWS_REGION).")
     accidents_insurer_urls: dict[str, str] = Field(
         default_factory=dict,
         description=(

@@ -33,7 +33,7 @@ from safecity.accidents.service import (
     flag,
     party_principal,
 )
-from safecity.platform.blobs import DiskBlobStore
+from safecity.platform.blobs import blob_store
 from safecity.platform.db import utcnow
 from safecity.platform.errors import InvalidInput
 from safecity.platform.runtime import settings_for
@@ -96,7 +96,7 @@ def add_photo(
     ensure_editable(case)
     info = load_photo(data, limits=PHOTO_LIMITS)  # 422 not an image, 413 too large
     settings = settings_for(session)
-    DiskBlobStore(settings.var_dir / "blobs").put(
+    blob_store(settings).put(
         data, content_type=_CONTENT_TYPES[info.format], max_bytes=PHOTO_LIMITS.max_bytes
     )
     exif = check_exif(

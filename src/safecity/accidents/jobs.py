@@ -21,7 +21,7 @@ from safecity.accidents.models import (
     InsurerNotice,
 )
 from safecity.platform import retention
-from safecity.platform.blobs import DiskBlobStore
+from safecity.platform.blobs import blob_store
 from safecity.platform.runtime import settings_for
 
 KEEP_CLOSED = timedelta(days=3 * 365)
@@ -36,7 +36,7 @@ def erase_case(*, session: Session, record_id: str) -> None:
         session.execute(delete(table).where(table.case_id == record_id))
     session.execute(delete(AccidentParty).where(AccidentParty.case_id == record_id))
     session.execute(delete(AccidentCase).where(AccidentCase.id == record_id))
-    store = DiskBlobStore(settings_for(session).var_dir / "blobs")
+    store = blob_store(settings_for(session))
     for sha in sorted(hashes):
         still_used = session.scalar(
             select(func.count()).select_from(AccidentPhoto).where(AccidentPhoto.sha256 == sha)

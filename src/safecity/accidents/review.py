@@ -26,7 +26,7 @@ from safecity.accidents.schemas import (
 from safecity.accidents.workflow import ACCIDENT
 from safecity.orgs import service as orgs
 from safecity.platform import timeline, workflow
-from safecity.platform.blobs import DiskBlobStore
+from safecity.platform.blobs import blob_store
 from safecity.platform.errors import InvalidInput, NotFound
 from safecity.platform.pagination import ListParams, Page, paginate
 from safecity.platform.runtime import settings_for
@@ -126,7 +126,7 @@ def photo_bytes(
     photo = session.get(AccidentPhoto, photo_id)
     if photo is None or photo.case_id != case.id:
         raise NotFound("no such photo in this case")
-    data = DiskBlobStore(settings_for(session).var_dir / "blobs").get(photo.sha256)
+    data = blob_store(settings_for(session)).get(photo.sha256)
     original = not shareable and sees_personal(principal, case)
     audit.record(
         session,

@@ -10,9 +10,9 @@ personal-data read. Evidence is never on the public portal (internal timeline en
 staff-only routes).
 
 The store is pluggable: :func:`configure_store` installs a factory (settings → store);
-the default is the content-addressed :class:`~safecity.platform.blobs.DiskBlobStore`
-under ``var_dir/blobs``. An S3-compatible store is an implementation of the same
-``BlobStore`` protocol (see :mod:`safecity.platform.blobs`); none ships today.
+the default is :func:`~safecity.platform.blobs.blob_store`, the content-addressed store
+the settings name: files under ``var_dir/blobs``, or an S3-compatible bucket
+(``SAFECITY_BLOB_BACKEND=s3``, :mod:`safecity.platform.blobs_s3`).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from safecity.cases import service
 from safecity.cases.journal import journal
 from safecity.cases.work_models import CaseEvidence
 from safecity.cases.workflow import CASE, WRITE
-from safecity.platform.blobs import DEFAULT_TYPES, BlobStore, DiskBlobStore, sniff
+from safecity.platform.blobs import DEFAULT_TYPES, BlobStore, blob_store, sniff
 from safecity.platform.db import utcnow
 from safecity.platform.errors import InvalidInput, NotFound, PayloadTooLarge, PermissionDenied
 from safecity.platform.runtime import settings_for
@@ -47,17 +47,17 @@ StoreFactory = Callable[[Settings], BlobStore]
 """Settings → the store evidence goes to."""
 
 
-def _disk_store(settings: Settings) -> BlobStore:
-    return DiskBlobStore(settings.var_dir / "blobs", allowed_types=ALLOWED_TYPES)
+def _default_store(settings: Settings) -> BlobStore:
+    return blob_store(settings, allowed_types=ALLOWED_TYPES)
 
 
-_factory: StoreFactory = _disk_store
+_factory: StoreFactory = _default_store
 
 
 def configure_store(factory: StoreFactory | None) -> None:
-    """Install the evidence store factory (None: back to the disk store)."""
+    """Install the evidence store factory (None: back to the configured store)."""
     global _factory
-    _factory = factory or _disk_store
+    _factory = factory or _default_store
 
 
 def store_for(session: Session) -> BlobStore:

@@ -29,7 +29,7 @@ from safecity.eservices.access import (
 from safecity.eservices.catalogue import Material, ServiceItem
 from safecity.eservices.models import Application, Attachment, CitizenRecord
 from safecity.eservices.schemas import AttachmentRead, MaterialStatus
-from safecity.platform.blobs import JPEG, PDF, PNG, DiskBlobStore
+from safecity.platform.blobs import JPEG, PDF, PNG, blob_store
 from safecity.platform.db import new_id
 from safecity.platform.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge
 from safecity.platform.runtime import settings_for
@@ -187,7 +187,7 @@ def add_attachment(
     if len(data) > MAX_ATTACHMENT_BYTES:
         raise PayloadTooLarge(f"file is larger than {MAX_ATTACHMENT_BYTES} bytes")
     name = clean_filename(filename)
-    store = DiskBlobStore(settings_for(session).var_dir / "blobs", allowed_types=accept)
+    store = blob_store(settings_for(session), allowed_types=accept)
     ref = store.put(bytes(data), content_type=ctype, max_bytes=MAX_ATTACHMENT_BYTES)
     for old in existing:
         session.delete(old)
@@ -235,7 +235,7 @@ def attachment_bytes(
         raise NotFound("attachment not found")
     if app.applicant_id != principal.id:
         audit_application(session, principal, "attachment.read", app, attachment=att.id)
-    store = DiskBlobStore(settings_for(session).var_dir / "blobs")
+    store = blob_store(settings_for(session))
     return (
         store.get(att.sha256),
         att.content_type or "application/octet-stream",

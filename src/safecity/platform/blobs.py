@@ -14,12 +14,13 @@ allowed content type, and the declared type must match the file's magic bytes (a
 :class:`DiskBlobStore` writes ``root/ab/cd/<sha256>`` atomically (temporary file in
 ``root/.tmp``, fsync, rename), files 0600, directories 0700.
 
-Extension point — object storage: an ``S3BlobStore`` would implement the same
-:class:`BlobStore` protocol with key ``ab/cd/<sha256>``: stream the upload through the
-same :func:`sniff` and size checks into a temporary object or multipart upload, then
-``PutObject`` with ``ChecksumSHA256`` and ``If-None-Match: *`` (dedup without a race),
-``GetObject`` re-hashing the body exactly as :meth:`DiskBlobStore.get` does. It needs
-boto3 (or any S3 client), which SafeCity does not depend on today, so it is not here.
+Object storage: :class:`~safecity.platform.blobs_s3.S3BlobStore` implements the same
+:class:`BlobStore` protocol in an S3-compatible bucket (key ``<prefix>ab/cd/<sha256>``),
+with the same checks (:func:`check_upload`, :func:`receive`) and the same re-hash on read.
+It needs boto3 (the ``s3`` extra), imported only when that backend is chosen.
+
+Callers get their store from :func:`blob_store`, which picks the backend from the settings
+(``SAFECITY_BLOB_BACKEND``: ``disk``, the default, or ``s3``), so no caller names one.
 """
 
 from __future__ import annotations
@@ -34,9 +35,12 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, BinaryIO, ClassVar, Protocol, runtime_checkable
 
 from safecity.platform.errors import InvalidInput, NotFound, PayloadTooLarge, SafeCityError
+
+if TYPE_CHECKING:
+    from safecity.settings import Settings
 
 PDF = "application/pdf"
 JPEG = "image/jpeg"
@@ -87,7 +91,7 @@ def check_sha256(sha256: str) -> str:
 
 @runtime_checkable
 class BlobStore(Protocol):
-    """Where blobs live. Implementations: :class:`DiskBlobStore` (an S3 one: see above)."""
+    """Where blobs live: :class:`DiskBlobStore` or :class:`.blobs_s3.S3BlobStore`."""
 
     def put(self, data: bytes | BinaryIO, *, content_type: str, max_bytes: int) -> BlobRef: ...
 
@@ -100,10 +104,18 @@ class BlobStore(Protocol):
     def delete(self, sha256: str) -> bool: ...
 
 
-class _VerifyingReader(io.RawIOBase):
-    """Reads a blob file, hashing as it goes; raises :class:`BlobCorrupted` at EOF."""
+class Readable(Protocol):
+    """What :class:`VerifyingReader` reads from: a file, or an S3 response body."""
 
-    def __init__(self, fh: io.BufferedReader, sha256: str) -> None:
+    def readinto(self, buffer: memoryview | bytearray, /) -> int | None: ...
+
+    def close(self) -> None: ...
+
+
+class VerifyingReader(io.RawIOBase):
+    """Reads a blob, hashing as it goes; raises :class:`BlobCorrupted` at EOF."""
+
+    def __init__(self, fh: Readable, sha256: str) -> None:
         super().__init__()
         self._fh = fh
         self._sha = sha256
@@ -128,6 +140,63 @@ class _VerifyingReader(io.RawIOBase):
         super().close()
 
 
+def known_types(allowed_types: Iterable[str]) -> frozenset[str]:
+    """``allowed_types`` if :func:`sniff` can recognise each of them (a store's constructor)."""
+    types = frozenset(allowed_types)
+    unknown = types - DEFAULT_TYPES
+    if unknown:
+        raise InvalidInput(
+            f"cannot verify content types {sorted(unknown)}; known: {sorted(DEFAULT_TYPES)}"
+        )
+    return types
+
+
+def check_upload(content_type: str, max_bytes: int, allowed_types: frozenset[str]) -> None:
+    """The checks made before reading an upload: allowed type, a positive size limit."""
+    if content_type not in allowed_types:
+        allowed = ", ".join(sorted(allowed_types))
+        raise InvalidInput(f"content type {content_type!r} is not allowed (allowed: {allowed})")
+    if max_bytes <= 0:
+        raise InvalidInput("max_bytes must be positive")
+
+
+def receive(
+    data: bytes | BinaryIO, out: IO[bytes], *, content_type: str, max_bytes: int
+) -> BlobRef:
+    """Copy ``data`` into ``out`` (a temporary file), hashing it and checking as it goes:
+    the size limit while copying, then not empty and magic bytes matching ``content_type``.
+    The caller keeps ``out`` only if this returns."""
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    for chunk in _chunks(data):
+        size += len(chunk)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"file is larger than {max_bytes} bytes")
+        if len(head) < 16:
+            head += chunk[: 16 - len(head)]
+        digest.update(chunk)
+        out.write(chunk)
+    if size == 0:
+        raise InvalidInput("file is empty")
+    found = sniff(head)
+    if found != content_type:
+        what = found or "an unrecognised format"
+        raise InvalidInput(f"file declared as {content_type} but its content is {what}")
+    return BlobRef(sha256=digest.hexdigest(), size=size, content_type=content_type)
+
+
+def blob_store(settings: Settings, *, allowed_types: Iterable[str] = DEFAULT_TYPES) -> BlobStore:
+    """The store the settings name (``blob_backend``): files under ``var_dir/blobs`` (disk,
+    the default) or an S3-compatible bucket (s3; needs boto3). Every caller goes through
+    here, so switching backends is configuration only."""
+    if settings.blob_backend == "s3":
+        from safecity.platform.blobs_s3 import S3BlobStore  # boto3 only when chosen
+
+        return S3BlobStore.from_settings(settings, allowed_types=allowed_types)
+    return DiskBlobStore(settings.var_dir / "blobs", allowed_types=allowed_types)
+
+
 def _chunks(data: bytes | BinaryIO) -> Iterable[bytes]:
     if isinstance(data, bytes | bytearray | memoryview):
         yield bytes(data)
@@ -146,12 +215,7 @@ class DiskBlobStore:
 
     def __init__(self, root: Path, *, allowed_types: Iterable[str] = DEFAULT_TYPES) -> None:
         self.root = Path(root)
-        self.allowed_types = frozenset(allowed_types)
-        unknown = self.allowed_types - DEFAULT_TYPES
-        if unknown:
-            raise InvalidInput(
-                f"cannot verify content types {sorted(unknown)}; known: {sorted(DEFAULT_TYPES)}"
-            )
+        self.allowed_types = known_types(allowed_types)
         self._tmp = self.root / ".tmp"
         self._mkdir(self._tmp)
 
@@ -171,42 +235,22 @@ class DiskBlobStore:
 
     def put(self, data: bytes | BinaryIO, *, content_type: str, max_bytes: int) -> BlobRef:
         """Store ``data`` (bytes or a binary stream) if it passes the checks; dedup by hash."""
-        if content_type not in self.allowed_types:
-            allowed = ", ".join(sorted(self.allowed_types))
-            raise InvalidInput(f"content type {content_type!r} is not allowed (allowed: {allowed})")
-        if max_bytes <= 0:
-            raise InvalidInput("max_bytes must be positive")
-        digest = hashlib.sha256()
-        size = 0
-        head = b""
+        check_upload(content_type, max_bytes, self.allowed_types)
         fd, tmp_name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
         tmp = Path(tmp_name)
         try:
             with os.fdopen(fd, "wb") as out:
-                for chunk in _chunks(data):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise PayloadTooLarge(f"file is larger than {max_bytes} bytes")
-                    if len(head) < 16:
-                        head += chunk[: 16 - len(head)]
-                    digest.update(chunk)
-                    out.write(chunk)
+                ref = receive(data, out, content_type=content_type, max_bytes=max_bytes)
                 out.flush()
                 os.fsync(out.fileno())
-            if size == 0:
-                raise InvalidInput("file is empty")
-            found = sniff(head)
-            if found != content_type:
-                what = found or "an unrecognised format"
-                raise InvalidInput(f"file declared as {content_type} but its content is {what}")
-            sha = digest.hexdigest()
+            sha = ref.sha256
             target = self.path_of(sha)
             if not self._intact(target, sha):  # missing, or damaged: (re)write it
                 self._mkdir(target.parent)
                 os.chmod(tmp, 0o600)
                 os.replace(tmp, target)  # atomic; a racer writing the same bytes is harmless
                 _fsync_dir(target.parent)
-            return BlobRef(sha256=sha, size=size, content_type=content_type)
+            return ref
         finally:
             tmp.unlink(missing_ok=True)
 
@@ -221,7 +265,7 @@ class DiskBlobStore:
     def open(self, sha256: str) -> BinaryIO:
         """A stream of the blob; the hash is checked when the stream reaches its end."""
         path = self._existing(sha256)
-        raw = _VerifyingReader(path.open("rb"), sha256)
+        raw = VerifyingReader(path.open("rb"), sha256)
         return io.BufferedReader(raw, buffer_size=CHUNK)
 
     def ref(self, sha256: str) -> BlobRef:
