@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from safecity.cases import portal
 from safecity.demo import DEMO_USERS, prepare
 from safecity.orgs.models import Org
 from safecity.platform.db import make_engine, make_session_factory, utcnow
@@ -25,7 +26,8 @@ def demo_runtime(tmp_path: Path) -> Runtime:
 
 
 def test_demo_seeds_every_role_and_admin_logs_in(demo_runtime: Runtime) -> None:
-    logins = prepare(demo_runtime)
+    setup = prepare(demo_runtime)
+    logins = setup.logins
     people_roles = {"citizen", "officer", "supervisor", "analyst", "department_staff"}
     assert {login_.role for login_ in logins} == people_roles | {"auditor", "admin"}
     admin = next(x for x in logins if x.username == "admin")
@@ -43,8 +45,19 @@ def test_demo_seeds_every_role_and_admin_logs_in(demo_runtime: Runtime) -> None:
         assert "admin" in principal.roles
         assert token
 
-    again = prepare(demo_runtime)  # a second run resets passwords, creates nothing new
+    assert setup.lookup is not None  # the printed case number + code open the portal
+    with demo_runtime.sessions.begin() as s:
+        case = portal.verify(
+            s, client="t", number=setup.lookup.number, code=setup.lookup.code, action="test"
+        )
+        assert case is not None
+        assert case.state == "registered"
+
+    rerun = prepare(demo_runtime)  # a second run resets passwords, creates no user
+    again = rerun.logins
     assert again[0].password != admin.password
+    assert rerun.lookup is not None
+    assert rerun.lookup.number != setup.lookup.number
     with demo_runtime.sessions() as s:
         assert s.scalar(select(func.count()).select_from(User)) == len(DEMO_USERS)
     demo_runtime.close()

@@ -78,16 +78,26 @@ def demo(
     ),
 ) -> None:
     """Migrate, seed the demo city and its users (every role), print logins, serve."""
-    from safecity.demo import prepare, print_logins
+    import os
+
+    from safecity.cases import demo_desk
+    from safecity.demo import prepare, print_logins, print_lookup
     from safecity.platform.runtime import build_runtime
 
+    # The demo duty desk (cases from simulated alerts) runs only here: registered in this
+    # process, whose embedded scheduler runs it, and switched on by its setting.
+    os.environ["SAFECITY_DEMO_DUTY_DESK"] = "true"
+    get_settings.cache_clear()
+    demo_desk.register()
     runtime = build_runtime()
     try:
-        logins = prepare(runtime)
+        setup = prepare(runtime)
     finally:
         runtime.close()
     url = f"http://{host}:{port}"
-    print_logins(logins, Console(width=max(Console().width, 140)), url=url)
+    console = Console(width=max(Console().width, 140))
+    print_logins(setup.logins, console, url=url)
+    print_lookup(setup.lookup, console, url=url)
     if not serve_after:
         return
     simulator = fraud_feeder = None

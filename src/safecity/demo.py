@@ -4,6 +4,10 @@ Migrates the SQLite database, seeds Shanghai's districts, stations and departmen
 one demo user for every role (new passwords on every run, printed once), prints the admin's
 TOTP secret, then serves the API and the console on http://127.0.0.1:8000.
 Demo users exist only when this command creates them.
+
+Each run also opens one case from an alert (:func:`safecity.cases.demo_desk.starter_lookup`)
+and prints its number + portal code to try at ``/portal``; while the demo serves, the demo
+duty desk job opens cases from simulated alerts and moves them along.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from safecity.cases.demo_desk import PortalLookup, starter_lookup
 from safecity.demo_city import (
     CITY_CODE,
     DEMO_DEPARTMENT_CODE,
@@ -60,6 +65,14 @@ class DemoLogin:
     totp_secret: str | None
 
 
+@dataclass(frozen=True)
+class DemoSetup:
+    """What ``prepare`` made: the logins, and one case's portal lookup (number + code)."""
+
+    logins: list[DemoLogin]
+    lookup: PortalLookup | None
+
+
 def _password() -> str:
     return "demo-" + secrets.token_urlsafe(12)
 
@@ -96,8 +109,9 @@ def seed_demo_users(session: Session) -> list[DemoLogin]:
     return logins
 
 
-def prepare(runtime: Runtime) -> list[DemoLogin]:
-    """Migrate and seed; returns the demo logins (passwords in clear, shown once)."""
+def prepare(runtime: Runtime) -> DemoSetup:
+    """Migrate and seed; returns the demo logins (passwords in clear, shown once) and a
+    fresh case's portal lookup (its code is in clear only now)."""
     from safecity.eservices.citizens import seed_demo_citizen
     from safecity.eservices.service import department_org
 
@@ -116,7 +130,7 @@ def prepare(runtime: Runtime) -> list[DemoLogin]:
     from safecity.eservices.demo import print_outcome, simulate_no_criminal_record
 
     print_outcome(simulate_no_criminal_record(runtime), Console(width=max(Console().width, 140)))
-    return logins
+    return DemoSetup(logins=logins, lookup=starter_lookup(runtime))
 
 
 def print_logins(logins: list[DemoLogin], console: Console, *, url: str) -> None:
@@ -138,3 +152,12 @@ def print_logins(logins: list[DemoLogin], console: Console, *, url: str) -> None
         )
         console.print(f"Admin TOTP code right now: {totp.code_at(admin.totp_secret, utcnow())}")
     console.print(f"Console: {url}/console   health: {url}/healthz")
+
+
+def print_lookup(lookup: PortalLookup | None, console: Console, *, url: str) -> None:
+    if lookup is None:
+        console.print("No case portal lookup this time (the demo case got no code).")
+        return
+    console.print(
+        f"[bold]Case portal:[/bold] {url}/portal   number {lookup.number}   code {lookup.code}"
+    )

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from safecity.alerts.models import Alert
 from safecity.cases import reviews, reviews_jobs
 from safecity.cases.models import Case
 from safecity.cases.reviews_models import CaseReview
@@ -159,9 +160,12 @@ def test_portal_filing_against_closing_then_reexamination(
     assert r.json()["status"] == "reexam_filed"
     assert r.json()["due_at"] is not None
 
-    listed = client.get("/api/case-reviews", headers=boss.headers)
+    # the 复核 went to the district (the station's parent): its supervisors list it
+    district = make_actor("supervisor", city.districts[0])
+    listed = client.get("/api/case-reviews", headers=district.headers)
     assert listed.status_code == 200
     assert [x["state"] for x in listed.json()] == ["reexam_filed"]
+    assert client.get("/api/case-reviews", headers=boss.headers).json() == []
     assert client.get("/api/case-reviews", headers=case.headers).status_code == 403
     other = make_actor("supervisor", city.stations[1])
     assert client.get(f"/api/case-reviews/{row.id}", headers=other.headers).status_code == 404
@@ -285,3 +289,106 @@ def test_the_window_table_cites_its_rule() -> None:
     assert (rule.file_days, rule.decide_days) == (7, 30)
     assert "179" in rule.basis
     assert set(reviews.DECISIONS) == {d for d, _ in reviews.RULES}
+
+
+def _reexam_filed(
+    client: TestClient, open_case: OpenFn, make_actor: Any, city: City, station: int = 0
+) -> tuple[Opened, str, Any]:
+    """A closed case whose 复议 the station upheld and whose officer asked for 复核."""
+    case = open_case(station)
+    boss = make_actor("supervisor", city.stations[station])
+    _decide(client, case, boss, "close")
+    r = client.post(f"/api/cases/{case.id}/reviews", json={"grounds": "x"}, headers=case.headers)
+    rid = r.json()["id"]
+    for name in ("accept", "start"):
+        assert _act(client, rid, name, boss.headers).status_code == 200
+    assert _act(client, rid, "uphold", boss.headers, reason=REASON).status_code == 200
+    r = _act(client, rid, "request_reexam", case.headers)
+    assert r.status_code == 200, r.text
+    return case, rid, boss
+
+
+def test_reexamination_goes_to_the_next_level_up(
+    client: TestClient, runtime: Runtime, open_case: OpenFn, make_actor: Any, city: City
+) -> None:
+    case, rid, station_boss = _reexam_filed(client, open_case, make_actor, city)
+    [row] = _reviews(runtime)
+    assert row.state == "reexam_filed"
+    assert row.org_id == city.districts[0].id  # 程序规定第179条: 上一级公安机关
+    with runtime.sessions.begin() as s:
+        route = s.scalar(select(AuditEntry).where(AuditEntry.action == "cases.review.route"))
+        assert route is not None
+        assert route.detail == {
+            "from": city.stations[0].id,
+            "to": city.districts[0].id,
+            "level": "reexamination",
+        }
+
+    # the station decided the 复议 and may not decide the 复核: out of its scope now
+    for actor in (station_boss, make_actor("officer", city.stations[0])):
+        assert _act(client, rid, "reexam_accept", actor.headers).status_code in (403, 404)
+        assert client.get(f"/api/case-reviews/{rid}", headers=actor.headers).status_code in (
+            403,
+            404,
+        )
+    # nor may another district's supervisor; the district's supervisor decides it
+    other = make_actor("supervisor", city.districts[1])
+    assert _act(client, rid, "reexam_accept", other.headers).status_code == 404
+    district = make_actor("supervisor", city.districts[0])
+    page = client.get("/console/case-reviews", headers=district.headers)
+    assert page.status_code == 200
+    assert rid in page.text
+    assert _act(client, rid, "reexam_accept", district.headers).status_code == 200
+    r = _act(client, rid, "reexam_uphold", district.headers, reason=REASON)
+    assert r.status_code == 200, r.text
+    assert r.json()["state"] == "reexam_upheld"
+
+    # the station still follows it on the case, by the case's scope (no grounds)
+    r = client.get(f"/api/cases/{case.id}/reviews", headers=case.headers)
+    assert r.status_code == 200, r.text
+    [status] = r.json()
+    assert status["stage"] == "reexam_upheld"
+    assert status["level"] == "reexamination"
+    assert status["org_id"] == city.districts[0].id
+    assert "grounds" not in status
+    outsider = make_actor("officer", city.stations[1])
+    assert client.get(f"/api/cases/{case.id}/reviews", headers=outsider.headers).status_code == 404
+
+
+def test_an_overdue_reexamination_alerts_the_district(
+    client: TestClient, runtime: Runtime, open_case: OpenFn, make_actor: Any, city: City
+) -> None:
+    _reexam_filed(client, open_case, make_actor, city)
+    with runtime.sessions.begin() as s:
+        assert reviews_jobs.check_overdue(s, now=utcnow() + timedelta(days=7)) == 1
+        alert = s.scalar(select(Alert).where(Alert.category == "case_review_overdue"))
+        assert alert is not None
+        assert alert.org_id == city.districts[0].id
+
+
+def test_reexamination_with_no_level_above_is_refused(
+    client: TestClient, runtime: Runtime, make_actor: Any, city: City
+) -> None:
+    """A 复议 decided by the top org (the city): nothing above it in this system, so the
+    复核 request is a 409 and the review stays where it was."""
+    officer = make_actor("officer", city.city)
+    boss = make_actor("supervisor", city.city)
+    body = {"source": "report", "case_type": "theft", "org_id": city.city.id}
+    r = client.post("/api/cases", json=body, headers=officer.headers)
+    assert r.status_code == 201, r.text
+    case_id = r.json()["id"]
+    for name in ("register", "investigate"):
+        url = f"/api/cases/{case_id}/transitions/{name}"
+        assert client.post(url, headers=officer.headers).status_code == 200
+    url = f"/api/cases/{case_id}/transitions/close"
+    assert client.post(url, json={"reason": "r"}, headers=boss.headers).status_code == 200
+    r = client.post(f"/api/cases/{case_id}/reviews", json={"grounds": "x"}, headers=officer.headers)
+    rid = r.json()["id"]
+    assert _act(client, rid, "reject", boss.headers, reason="late").status_code == 200
+    r = _act(client, rid, "request_reexam", officer.headers)
+    assert r.status_code == 409, r.text
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert "no higher level" in r.json()["detail"]
+    [row] = _reviews(runtime)
+    assert row.state == "not_accepted"
+    assert row.org_id == city.city.id

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from starlette.requests import Request
 
+from safecity.cases.replies_due import TITLE_KEY as CASES_REPLY_TITLE
 from safecity.console import i18n, pages, pages_admin
 from safecity.eservices.jobs import TITLE_KEY as ESERVICES_SLA_TITLE
 from safecity.fraud import models as fraud_models
@@ -69,7 +70,7 @@ def rule_title_keys() -> set[str]:
     """Alert titles are message keys named by the shipped rules (rendered with t()), by
     the stale-sensor job's outage alerts, the fraud engine's visit alerts and the
     e-services deadline alerts."""
-    titles = {STALE_TITLE, FRAUD_VISIT_TITLE, ESERVICES_SLA_TITLE}
+    titles = {STALE_TITLE, FRAUD_VISIT_TITLE, ESERVICES_SLA_TITLE, CASES_REPLY_TITLE}
     return {rule.alert.title for rule in RuleSet.shipped().rules} | titles
 
 

@@ -1,16 +1,23 @@
 """HTTP API of the cases domain (staff): cases, transitions, transfer, assignment,
-persons, notes, replies and comment review."""
+persons, notes, replies and comment review; the queues across cases (citizen comments
+awaiting a reply, requests awaiting approval), declared before ``/{case_id}``."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, File, Form, Response, UploadFile
+from fastapi import APIRouter, Body, Depends, File, Form, Query, Response, UploadFile
 
-from safecity.cases import approvals, comments, evidence, service, tasks
-from safecity.cases.approvals import ApprovalRead, ApprovalRequestIn, SendBackIn
+from safecity.cases import approvals, comments, evidence, replies_due, service, tasks
+from safecity.cases.approvals import (
+    ApprovalQueueRead,
+    ApprovalRead,
+    ApprovalRequestIn,
+    SendBackIn,
+)
 from safecity.cases.evidence import MAX_EVIDENCE_BYTES, EvidenceRead
 from safecity.cases.models import Case
+from safecity.cases.replies_due import ReplyDueRead
 from safecity.cases.schemas import (
     AssignIn,
     CaseCreate,
@@ -75,6 +82,35 @@ def create_case(principal: Writer, session: DbSession, body: CaseCreate) -> Case
 @router.get("/workflow", summary="The case state machine")
 def case_workflow(principal: Reader) -> dict[str, Any]:
     return CASE.as_graph()
+
+
+@router.get(
+    "/replies-due",
+    response_model=Page[ReplyDueRead],
+    summary="Citizen comments awaiting a reply in the caller's scope, nearest deadline first",
+)
+def list_replies_due(
+    principal: Reader,
+    session: DbSession,
+    params: Annotated[ListParams, Depends(replies_due.SPEC.params)],
+    overdue: Annotated[bool | None, Query(description="Only overdue (true) or not.")] = None,
+) -> Page[ReplyDueRead]:
+    return replies_due.list_due(
+        session=session, principal=principal, params=params, overdue=overdue
+    )
+
+
+@router.get(
+    "/approvals",
+    response_model=Page[ApprovalQueueRead],
+    summary="Requests awaiting approval in the caller's scope, oldest first (supervisor)",
+)
+def approval_queue(
+    principal: Approver,
+    session: DbSession,
+    params: Annotated[ListParams, Depends(approvals.QUEUE.params)],
+) -> Page[ApprovalQueueRead]:
+    return approvals.queue(session=session, principal=principal, params=params)
 
 
 @router.get("/{case_id}", response_model=CaseDetail, summary="One case")

@@ -5,14 +5,19 @@ supervisor approves it (the transition is applied, the summary as its reason) or
 back with a required comment (the case stays in its state; the officer sees the comment on
 the timeline and the request is marked ``sent_back``). One pending request per case; every
 step is on the case's timeline and audited. Wrong states are 409.
+
+The supervisor's queue (:func:`queue`) lists the pending requests of every case in their
+org scope, oldest first, with the case number and type, the requested transition, the
+requester and the age; each read is audited (``cases.approval.list`` with the count).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from safecity.cases import service
@@ -22,7 +27,9 @@ from safecity.cases.work_models import CaseApproval
 from safecity.cases.workflow import APPROVE, CASE, SUPERVISED, WRITE
 from safecity.platform.db import utcnow
 from safecity.platform.errors import Conflict, InvalidInput, PermissionDenied
+from safecity.platform.pagination import ListParams, ListSpec, Page, paginate
 from safecity.platform.timeline import MAX_NOTE_CHARS
+from safecity.security import audit, rbac
 from safecity.security.rbac import Principal
 
 RECORD = CASE.record_type
@@ -50,6 +57,34 @@ class ApprovalRead(BaseModel):
     decided_by: str | None
     decided_at: datetime | None
     comment: str | None
+
+
+class ApprovalQueueRead(BaseModel):
+    """A pending request in the supervisor's queue."""
+
+    id: str
+    case_id: str
+    case_number: str
+    case_type: str
+    case_state: str
+    org_id: str
+    transition: str
+    summary: str
+    requested_by: str
+    requested_at: datetime
+    age_seconds: int
+
+
+QUEUE = ListSpec(
+    sort={"requested_at": CaseApproval.requested_at, "transition": CaseApproval.transition},
+    filters={
+        "transition": CaseApproval.transition,
+        "case_type": Case.case_type,
+        "org_id": Case.org_id,
+    },
+    default_sort="requested_at",
+    tiebreak=CaseApproval.id,
+)
 
 
 def _text(value: str, what: str) -> str:
@@ -191,3 +226,49 @@ def send_back(
         detail={"approval": item.id, "transition": item.transition},
     )
     return item
+
+
+def queue(
+    *,
+    session: Session,
+    principal: Principal,
+    params: ListParams,
+    now: datetime | None = None,
+) -> Page[ApprovalQueueRead]:
+    """Pending requests on the cases of the caller's org scope, oldest first by default
+    (403 without the approve permission). Audited (``cases.approval.list``)."""
+    _need(principal, APPROVE, "list the requests awaiting approval")
+    moment = now or utcnow()
+    query = (
+        select(CaseApproval, Case)
+        .join(Case, Case.id == CaseApproval.case_id)
+        .where(CaseApproval.state == "pending", rbac.scope_clause(principal, Case.org_id))
+    )
+
+    def item(row: tuple[CaseApproval, Case]) -> ApprovalQueueRead:
+        asked, case = row
+        return ApprovalQueueRead(
+            id=asked.id,
+            case_id=case.id,
+            case_number=case.number,
+            case_type=case.case_type,
+            case_state=case.state,
+            org_id=case.org_id,
+            transition=asked.transition,
+            summary=asked.summary,
+            requested_by=asked.requested_by,
+            requested_at=asked.requested_at,
+            age_seconds=max(0, int((moment - asked.requested_at).total_seconds())),
+        )
+
+    rows = cast("Select[Any]", query)  # paginate takes any row shape (scalars=False)
+    page = paginate(session=session, query=rows, params=params, item=item, scalars=False)
+    audit.record(
+        session,
+        principal=principal,
+        action="cases.approval.list",
+        target_type=RECORD,
+        purpose="case supervision",
+        detail={"count": len(page.items), "total": page.total, "offset": page.offset},
+    )
+    return page

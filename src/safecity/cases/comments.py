@@ -1,10 +1,13 @@
-"""Staff side of comments: reply to the citizen, publish (review) a citizen comment."""
+"""Staff side of comments: reply to the citizen, publish (review) a citizen comment.
+
+A reply answers the citizen comments awaiting it (:func:`safecity.cases.replies_due.answer`:
+the one it replies to, or all of them on the case for a general reply)."""
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from safecity.cases import service
+from safecity.cases import replies_due, service
 from safecity.cases.models import CaseComment
 from safecity.platform import timeline
 from safecity.platform.errors import NotFound
@@ -38,6 +41,7 @@ def reply(
     )
     session.add(item)
     session.flush()
+    answered = replies_due.answer(session, reply=item)
     timeline.add(
         session,
         record_type="case",
@@ -52,7 +56,7 @@ def reply(
         action="cases.reply",
         target_type="case",
         target_id=case.id,
-        detail={"comment": item.id},
+        detail={"comment": item.id, "answered": len(answered)},
     )
     return item
 

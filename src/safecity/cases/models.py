@@ -6,6 +6,7 @@ satisfaction rating at closing, and the materialised public statistics of the ha
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -17,8 +18,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column
 
+from safecity.cases.reply_sla import reply_due
 from safecity.platform.db import ID, Base, UTCDateTime, new_id, utcnow
 
 SOURCES: tuple[str, ...] = ("alert", "report", "call")
@@ -68,11 +71,26 @@ class CasePerson(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+def _reply_due_default(context: DefaultExecutionContext) -> datetime | None:
+    """A citizen comment's reply deadline (:mod:`safecity.cases.reply_sla`), set on insert
+    however the comment is made; officer replies owe no reply."""
+    params: dict[str, Any] = context.get_current_parameters()  # type: ignore[no-untyped-call]
+    if params.get("author") != "citizen":
+        return None
+    created = params.get("created_at")
+    return reply_due(created if isinstance(created, datetime) else utcnow())
+
+
 class CaseComment(Base):
     """A citizen's comment from the portal, or an officer's reply. Citizen text is shown
-    publicly only once ``public_text`` is set (scrubbed, or reviewed by staff)."""
+    publicly only once ``public_text`` is set (scrubbed, or reviewed by staff).
+
+    A citizen comment owes a reply by ``reply_due_at``; ``answered_at`` is set by the
+    unit's reply and ``overdue_alerted_at`` once the overdue alert was raised
+    (:mod:`safecity.cases.replies_due`)."""
 
     __tablename__ = "case_comments"
+    __table_args__ = (Index("ix_case_comments_awaiting", "answered_at", "reply_due_at"),)
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     case_id: Mapped[str] = mapped_column(ID, ForeignKey("cases.id"), index=True)
@@ -82,6 +100,9 @@ class CaseComment(Base):
     reply_to: Mapped[str | None] = mapped_column(ID, default=None)
     actor_id: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reply_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=_reply_due_default)
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    overdue_alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class LookupFailure(Base):

@@ -5,22 +5,31 @@
   transition (reason where required) and to reply to the citizen;
 * approval: an officer requests solve/suspend/close with a summary; a supervisor approves
   or sends it back with a comment (the "sent back" marker shows the comment);
-* tasks (overdue ones marked) and evidence files (upload, audited list and download).
+* tasks (overdue ones marked) and evidence files (upload, audited list and download);
+* the queues across cases, declared before ``/{case_id}``: ``GET /console/cases/replies``
+  (citizen comments awaiting a reply, nearest deadline first, overdue marked) and
+  ``GET /console/cases/approvals`` (requests awaiting a supervisor, oldest first, with
+  approve / send-back forms posting to the case's routes and returning to the queue).
+  The case list marks the cases with comments awaiting a reply, the case page each
+  comment with its deadline.
 """
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from safecity.cases import approvals, comments, evidence, service, tasks
+from safecity.cases import approvals, comments, evidence, replies_due, service, tasks
 from safecity.cases.models import Case
+from safecity.cases.reply_sla import REPLY_WORKDAYS
 from safecity.cases.workflow import APPROVE, CASE, OPEN_STATES, READ, SUPERVISED, WRITE
 from safecity.console.pages import _org_name, _translator, console_require, render
+from safecity.eservices.workdays import CHINA_TZ
 from safecity.platform.api_params import RecordId, TransitionName
+from safecity.platform.db import utcnow
 from safecity.platform.downloads import file_download
 from safecity.platform.errors import PayloadTooLarge, SafeCityError
 from safecity.platform.middleware import register_upload_limit
@@ -31,6 +40,9 @@ from safecity.security.rbac import Principal
 
 LIST = "/console/cases"
 LIST_LIMIT = 200
+REPLIES = LIST + "/replies"
+APPROVALS = LIST + "/approvals"
+QUEUE_LIMIT = 200
 
 router = APIRouter(include_in_schema=False)
 
@@ -59,6 +71,65 @@ def case_list(
         org_name=_org_name(session, principal, t.lang),
         cases=cases,
         status=status,
+        awaiting=replies_due.awaiting_by_case(session, (c.id for c in cases)),
+        can_approve=principal.can(APPROVE),
+        local=local_time,
+    )
+
+
+def local_time(value: datetime) -> str:
+    """A deadline in Beijing time (deadlines end at local midnight)."""
+    return value.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M") + " (UTC+8)"
+
+
+@router.get(REPLIES, response_class=HTMLResponse)
+def replies_queue(
+    request: Request,
+    session: DbSession,
+    principal: Reader,
+    overdue: Annotated[bool | None, Query()] = None,
+) -> HTMLResponse:
+    """Citizen comments awaiting a reply in the caller's scope, nearest deadline first."""
+    t = _translator(request)
+    page = replies_due.list_due(
+        session=session,
+        principal=principal,
+        params=replies_due.SPEC.parse(limit=QUEUE_LIMIT),
+        overdue=overdue,
+    )
+    return render(
+        request,
+        "cases/replies_due.html",
+        principal=principal,
+        active="cases",
+        org_name=_org_name(session, principal, t.lang),
+        rows=page.items,
+        total=page.total,
+        overdue_only=overdue is True,
+        can_approve=principal.can(APPROVE),
+        local=local_time,
+        workdays=REPLY_WORKDAYS,
+    )
+
+
+@router.get(APPROVALS, response_class=HTMLResponse)
+def approvals_queue(request: Request, session: DbSession, principal: Approver) -> HTMLResponse:
+    """Requests awaiting approval in the supervisor's scope, oldest first, with the forms."""
+    t = _translator(request)
+    page = approvals.queue(
+        session=session, principal=principal, params=approvals.QUEUE.parse(limit=QUEUE_LIMIT)
+    )
+    return render(
+        request,
+        "cases/approvals_queue.html",
+        principal=principal,
+        active="cases",
+        org_name=_org_name(session, principal, t.lang),
+        rows=page.items,
+        total=page.total,
+        can_approve=True,
+        next_url=APPROVALS,
+        csrf=csrf_token_for(request),
     )
 
 
@@ -95,6 +166,9 @@ def _detail_page(
         tasks=task_rows,
         overdue=[x for x in task_rows if x.overdue],
         evidence=files,
+        awaiting={m.id: m for m in replies_due.awaiting_for_case(session, case.id)},
+        now=utcnow(),
+        local=local_time,
         error=error,
         csrf=csrf_token_for(request),
     )
@@ -135,8 +209,15 @@ def case_reply(
     principal: Writer,
     case_id: RecordId,
     text: Annotated[str, Form(min_length=1, max_length=MAX_NOTE_CHARS)],
+    reply_to: Annotated[str, Form(max_length=32)] = "",
 ) -> Response:
-    comments.reply(session=session, principal=principal, case_id=case_id, text=text)
+    comments.reply(
+        session=session,
+        principal=principal,
+        case_id=case_id,
+        text=text,
+        reply_to=reply_to or None,
+    )
     return RedirectResponse(f"{LIST}/{case_id}#comments", status_code=303)
 
 
@@ -147,8 +228,10 @@ def _act(
     case_id: str,
     action: Any,
     anchor: str = "approval",
+    next_url: str = "",
 ) -> Response:
-    """Run ``action``; on a domain error show the page with the error, else redirect."""
+    """Run ``action``; on a domain error show the page with the error, else redirect (to
+    the approval queue when the form came from there, else back to the case)."""
     try:
         action()
     except SafeCityError as exc:
@@ -156,6 +239,8 @@ def _act(
         return _detail_page(
             request, session, principal, case_id, error=exc.status, status_code=exc.status
         )
+    if next_url == APPROVALS:  # the only other place allowed: no open redirect
+        return RedirectResponse(APPROVALS, status_code=303)
     return RedirectResponse(f"{LIST}/{case_id}" + (f"#{anchor}" if anchor else ""), status_code=303)
 
 
@@ -185,7 +270,11 @@ def case_request_approval(
 
 @router.post(LIST + "/{case_id}/approvals/approve", response_class=HTMLResponse)
 def case_approve(
-    request: Request, session: DbSession, principal: Approver, case_id: RecordId
+    request: Request,
+    session: DbSession,
+    principal: Approver,
+    case_id: RecordId,
+    next_url: Annotated[str, Form(alias="next", max_length=200)] = "",
 ) -> Response:
     return _act(
         request,
@@ -193,6 +282,7 @@ def case_approve(
         principal,
         case_id,
         lambda: approvals.approve(session=session, principal=principal, case_id=case_id),
+        next_url=next_url,
     )
 
 
@@ -203,6 +293,7 @@ def case_send_back(
     principal: Approver,
     case_id: RecordId,
     comment: Annotated[str, Form(max_length=MAX_NOTE_CHARS)] = "",
+    next_url: Annotated[str, Form(alias="next", max_length=200)] = "",
 ) -> Response:
     return _act(
         request,
@@ -212,6 +303,7 @@ def case_send_back(
         lambda: approvals.send_back(
             session=session, principal=principal, case_id=case_id, comment=comment
         ),
+        next_url=next_url,
     )
 
 

@@ -9,10 +9,22 @@
       reexam_accepted ──reexam_uphold──▶ reexam_upheld | ──reexam_overturn──▶ reexam_overturned
 
 复议 (reconsideration) is decided by the legal department of the authority that made the
-decision; 复核 (re-examination) by the next level up. The victim files from the portal
-(number + code) or an officer files on their behalf in the console. Every stage is on the
-review's public timeline (the portal shows stage, dates and deadline: never the grounds or
-a reason), and every stage change sends the victim one message (idempotent per stage).
+decision; 复核 (re-examination) by the next level up (上一级公安机关, 程序规定(2020)
+第179条). A review's ``org_id`` is who decides its current level: the case's unit while
+it is a 复议; ``request_reexam`` moves it to the parent org of the unit that decided the
+复议 (a station's district, a district's city; :func:`reexam_org`), so the list, the pages
+and the overdue job, which all go by ``org_id``, put the 复核 before the district's
+supervisors and the station can no longer act on it. A unit with no parent has no level
+above it in this system: asking for 复核 there is refused (409) and nothing changes.
+
+The station still follows the outcome: :func:`case_reviews` lists a case's reviews by the
+**case's** scope (stage, deadline and deciding unit; never the grounds or a reason;
+``GET /api/cases/{id}/reviews``), so the station that owns the case sees the 复核's status.
+
+The victim files from the portal (number + code) or an officer files on their behalf in the
+console. Every stage is on the review's public timeline (the portal shows stage, dates and
+deadline: never the grounds or a reason), and every stage change sends the victim one
+message (idempotent per stage).
 
 An overturned decision moves the case through the cases service: ``not_registered`` by
 the case transition :data:`REOPEN_TRANSITION` (``register_on_review``, when the case machine
@@ -35,6 +47,7 @@ from safecity.cases.models import Case
 from safecity.cases.reviews_models import CaseReview
 from safecity.cases.workflow import CASE, WRITE
 from safecity.eservices.workdays import CHINA_TZ, local_date
+from safecity.orgs import service as orgs
 from safecity.platform import notify, timeline, workflow
 from safecity.platform.db import utcnow
 from safecity.platform.errors import Conflict, InvalidInput, PermissionDenied
@@ -382,6 +395,42 @@ def _case_follow_up(session: Session, principal: Principal, review: CaseReview) 
     )
 
 
+def reexam_org(session: Session, review: CaseReview) -> str:
+    """The org that decides the 复核: the parent of the unit that decided the 复议
+    (:class:`Conflict` when that unit has none: nothing above it in this system)."""
+    unit = orgs.get(session=session, org_id=review.org_id)
+    if unit.parent_id is None:
+        raise Conflict(
+            "the unit that decided the reconsideration has no higher level in this system "
+            "to re-examine it; the applicant must apply to that authority directly"
+        )
+    return unit.parent_id
+
+
+def _route_up(session: Session, principal: Principal, review: CaseReview, upper: str) -> None:
+    """Give the review to ``upper`` (audited; on the review's internal timeline)."""
+    unit = review.org_id
+    review.org_id = upper
+    timeline.add(
+        session,
+        record_type=RECORD,
+        record_id=review.id,
+        org_id=upper,
+        kind="unit",
+        actor_id=principal.id,
+        note=f"re-examination goes to the next level up ({upper})",
+    )
+    audit.record(
+        session,
+        principal=principal,
+        action="cases.review.route",
+        target_type=RECORD,
+        target_id=review.id,
+        purpose="criminal review application",
+        detail={"from": unit, "to": upper, "level": "reexamination"},
+    )
+
+
 def act(
     session: Session,
     *,
@@ -390,12 +439,15 @@ def act(
     name: str,
     reason: str | None = None,
 ) -> CaseReview:
-    """Apply a stage action (404 out of scope, 403, 409 illegal, 422 no reason / window)."""
+    """Apply a stage action (404 out of scope, 403, 409 illegal or no level above, 422 no
+    reason / window). ``request_reexam`` hands the review to the next level up."""
     review = get_review(session=session, principal=principal, review_id=review_id)
     now = utcnow()
+    upper: str | None = None
     if name == "request_reexam" and review.state in REEXAM_FROM:
         rule = RULES[(review.decision, "reexamination")]
         _check_window(review.stage_since, rule.file_days, now, "re-examination")
+        upper = reexam_org(session, review)
     text = reason.strip() if reason and reason.strip() else None
     workflow.apply(
         session,
@@ -407,6 +459,8 @@ def act(
         note=text,
     )
     review.alerted_state = None
+    if upper is not None:
+        _route_up(session, principal, review, upper)
     _set_due(session, review, now)
     if review.state in ("overturned", "reexam_overturned"):
         _case_follow_up(session, principal, review)
@@ -414,6 +468,47 @@ def act(
     assert case is not None
     _notify(session, case, review)
     return review
+
+
+# --------------------------------------------------------------------------- by the case
+
+
+@dataclass(frozen=True)
+class ReviewStatus:
+    """A review as the case's own staff see it on the case: where it stands and who
+    decides it, never the grounds or a reason."""
+
+    id: str
+    decision: str
+    level: Level
+    stage: str
+    label_zh: str
+    due_at: datetime | None
+    org_id: str
+    """The unit deciding the current level (the case's unit; the one above for 复核)."""
+
+
+def case_reviews(*, session: Session, principal: Principal, case_id: str) -> list[ReviewStatus]:
+    """The case's reviews, read in the **case's** scope (404 outside it): the station
+    that owns the case follows a 复核 decided above it, without acting on it (stage
+    actions go by the review's own ``org_id``)."""
+    case = cases.get_case(session=session, principal=principal, case_id=case_id)
+    return [
+        ReviewStatus(
+            id=r.id,
+            decision=r.decision,
+            level=level_of(r.state),
+            stage=r.state,
+            label_zh=STAGE_ZH[r.state],
+            due_at=r.due_at,
+            org_id=r.org_id,
+        )
+        for r in session.scalars(
+            select(CaseReview)
+            .where(CaseReview.case_id == case.id)
+            .order_by(CaseReview.created_at, CaseReview.id)
+        )
+    ]
 
 
 # --------------------------------------------------------------------------- public

@@ -1,6 +1,8 @@
 """HTTP routes of criminal review applications (复议 / 复核).
 
-Staff (JSON): ``GET /api/case-reviews`` and ``/api/case-reviews/{id}`` (``cases:review``),
+Staff (JSON): ``GET /api/case-reviews`` and ``/api/case-reviews/{id}`` (``cases:review``,
+in the review's scope: a 复核 belongs to the next level up), ``GET /api/cases/{case_id}/reviews``
+(``cases:read``, in the case's scope: stage, deadline and deciding unit, no grounds),
 ``POST /api/cases/{case_id}/reviews`` (an officer files for the citizen, ``cases:write``),
 ``POST /api/case-reviews/{id}/transitions/{name}`` (stage actions; the transition's own
 permission is checked: ``cases:review``, or ``cases:write`` for ``request_reexam``).
@@ -58,6 +60,16 @@ class ReviewRead(BaseModel):
 
 class ReviewDetail(ReviewRead):
     transitions: list[str]
+
+
+class ReviewStatusOut(BaseModel):
+    id: str
+    decision: str
+    level: str
+    stage: str
+    label_zh: str
+    due_at: datetime | None
+    org_id: str
 
 
 class FileIn(BaseModel):
@@ -142,6 +154,18 @@ def review_workflow(principal: Reader) -> dict[str, Any]:
 def get_review(principal: Reviewer, session: DbSession, review_id: RecordId) -> ReviewDetail:
     review = reviews.get_review(session=session, principal=principal, review_id=review_id)
     return detail(session, principal, review)
+
+
+@router.get(
+    "/api/cases/{case_id}/reviews",
+    response_model=list[ReviewStatusOut],
+    summary="A case's review applications: stage, deadline, deciding unit (case's scope)",
+)
+def case_reviews(principal: Reader, session: DbSession, case_id: RecordId) -> Any:
+    return [
+        ReviewStatusOut.model_validate(r, from_attributes=True)
+        for r in reviews.case_reviews(session=session, principal=principal, case_id=case_id)
+    ]
 
 
 @router.post(

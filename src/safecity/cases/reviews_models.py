@@ -25,6 +25,7 @@ class CaseReview(Base):
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     case_id: Mapped[str] = mapped_column(ID, ForeignKey("cases.id"), index=True)
     org_id: Mapped[str] = mapped_column(ID, index=True)
+    """Who decides the current level: the case's unit (复议), its parent org (复核)."""
     decision: Mapped[str] = mapped_column(String(32))
     """The case state the application is against: not_registered, closed, suspended."""
     decision_at: Mapped[datetime] = mapped_column(UTCDateTime)
