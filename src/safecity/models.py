@@ -5,6 +5,7 @@ from safecity.alerts import models as alerts_models
 from safecity.cases import models as cases_models
 from safecity.cases import reviews_models as cases_reviews_models
 from safecity.cases import work_models as cases_work_models
+from safecity.crowd import models as crowd_models
 from safecity.dispatch import models as dispatch_models
 from safecity.disputes import models as disputes_models
 from safecity.eservices import models as eservices_models
@@ -32,6 +33,7 @@ __all__ = [
     "cases_reviews_models",
     "cases_work_models",
     "consumer_models",
+    "crowd_models",
     "dispatch_models",
     "disputes_models",
     "eservices_models",
