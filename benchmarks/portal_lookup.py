@@ -32,6 +32,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -358,6 +359,8 @@ def main() -> None:
     ap.add_argument("--no-bare", action="store_true")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("portal_lookup: wrk is not installed (apt-get install wrk)")
     started = datetime.now(UTC)
     info: dict[str, Any] = {"machine": machine(), "load_start": load()}
     with tempfile.TemporaryDirectory(prefix="portal-bench-") as tmp:

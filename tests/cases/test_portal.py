@@ -16,6 +16,7 @@ from safecity.cases import codes, notices
 from safecity.cases.models import Case, CaseComment, LookupFailure
 from safecity.platform.notify import Notification
 from safecity.platform.runtime import Runtime
+from safecity.security import audit_writer
 from safecity.security.audit import AuditEntry
 from tests.cases.conftest import OpenFn
 from tests.conftest import City
@@ -265,3 +266,35 @@ def test_oversized_or_missing_fields_are_422(client: TestClient) -> None:
     assert client.post("/api/portal/comments", json=huge).status_code == 422
     for r in (too_long,):
         assert_no_canary(r)
+
+
+def test_portal_lookup_answers_503_when_its_record_cannot_be_written(
+    client: TestClient, open_case: OpenFn, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    case = open_case(0)
+    assert case.code is not None
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise audit_writer.AuditUnavailable("the audit log could not be written")
+
+    monkeypatch.setattr(audit_writer, "write", refuse)
+    r = client.post("/api/portal/lookup", json={"number": case.number, "code": case.code})
+    assert r.status_code == 503
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert case.number not in r.text
+    monkeypatch.undo()
+    ok = client.post("/api/portal/lookup", json={"number": case.number, "code": case.code})
+    assert ok.status_code == 200
+    assert _lookups(runtime) == 1
+
+
+def _lookups(runtime: Runtime) -> int:
+    with runtime.sessions() as s:
+        return int(
+            s.scalar(
+                select(func.count())
+                .select_from(AuditEntry)
+                .where(AuditEntry.action == "cases.portal.lookup")
+            )
+            or 0
+        )

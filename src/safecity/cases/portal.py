@@ -11,10 +11,14 @@ per (client, case): after :data:`MAX_FAILURES` that client is locked out of that
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
-from typing import Literal
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, and_, func, literal, select, union_all, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from safecity.cases import catalogue, codes, stats
@@ -22,9 +26,10 @@ from safecity.cases.models import Case, CaseComment, CaseRating, LookupFailure
 from safecity.cases.schemas import PublicCase, PublicEntry
 from safecity.orgs import service as orgs
 from safecity.platform import timeline
-from safecity.platform.db import utcnow
+from safecity.platform.db import is_postgres, new_id, utcnow
 from safecity.platform.errors import InvalidInput
-from safecity.security import audit
+from safecity.platform.timeline import TimelineEntry
+from safecity.security import audit, audit_writer
 from safecity.security.redact import scrub_text
 
 MAX_FAILURES = 5
@@ -35,16 +40,52 @@ RatingOutcome = Literal["rated", "already_rated", "not_closed"]
 RATINGS: tuple[int, ...] = (1, 2, 3, 4, 5)
 
 
-def _locked(row: LookupFailure | None) -> bool:
-    return row is not None and row.locked_until is not None and row.locked_until > utcnow()
+@dataclass(frozen=True)
+class _Found:
+    """What one lookup query returns: the case's public columns (``None`` for an unknown
+    number), its rating, and this client's failure row for it."""
+
+    case_id: str | None
+    number: str | None
+    code_mac: str | None
+    org_id: str | None
+    case_type: str | None
+    state: str | None
+    victim_opt_out: bool | None
+    disclosure_override: bool | None
+    created_at: datetime | None
+    rating: int | None
+    failure_id: str | None
+    failures: int | None
+    locked_until: datetime | None
 
 
-def _failure_row(session: Session, client: str, case_id: str) -> LookupFailure | None:
-    return session.scalar(
-        select(LookupFailure).where(
-            LookupFailure.client == client, LookupFailure.case_id == case_id
+_CASES = cast(Table, Case.__table__)
+_FAILURES = cast(Table, LookupFailure.__table__)
+_RATINGS = cast(Table, CaseRating.__table__)
+
+
+def _find(session: Session, *, client: str, number: str | None, unknown_key: str) -> _Found:
+    """One round trip: ``(SELECT 1) LEFT JOIN cases LEFT JOIN ratings LEFT JOIN failures``,
+    so a real number and an unknown one run the same statement and get one row."""
+    one = select(literal(1).label("one")).subquery()
+    c, r, f = _CASES.c, _RATINGS.c, _FAILURES.c
+    stmt = select(
+        c.id, c.number, c.code_mac, c.org_id, c.case_type, c.state, c.victim_opt_out,
+        c.disclosure_override, c.created_at, r.rating, f.id, f.failures, f.locked_until,
+    ).select_from(
+        one.outerjoin(_CASES, c.number == (number or ""))
+        .outerjoin(_RATINGS, r.case_id == c.id)
+        .outerjoin(
+            _FAILURES,
+            and_(f.client == client, f.case_id == func.coalesce(c.id, unknown_key)),
         )
-    )
+    )  # fmt: skip
+    return _Found(*cast(tuple[Any, ...], session.execute(stmt).one()))
+
+
+def _locked(found: _Found) -> bool:
+    return found.locked_until is not None and found.locked_until > utcnow()
 
 
 def _unknown_key(number: str) -> str:
@@ -52,103 +93,161 @@ def _unknown_key(number: str) -> str:
     return "u" + hashlib.sha256(number.encode()).hexdigest()[:31]
 
 
-def _fail(session: Session, client: str, case_id: str, row: LookupFailure | None) -> None:
+def _fail(session: Session, client: str, key: str, found: _Found) -> None:
+    """Count a failure; the :data:`MAX_FAILURES`-th locks ``client`` out of ``key``."""
     now = utcnow()
-    if row is None:
-        row = LookupFailure(client=client, case_id=case_id, failures=0)
-        session.add(row)
-    row.failures += 1
-    row.updated_at = now
-    if row.failures >= MAX_FAILURES:
-        row.locked_until = now + LOCKOUT
-        row.failures = 0
+    failures = (found.failures or 0) + 1
+    values: dict[str, object] = {"failures": failures, "updated_at": now}
+    if failures >= MAX_FAILURES:
+        values.update(failures=0, locked_until=now + LOCKOUT)
+    if found.failure_id is None:
+        # a concurrent first failure of the same pair wins; this one is then not counted
+        upsert = pg_insert if is_postgres(session) else sqlite_insert
+        row = {"id": new_id(), "client": client, "case_id": key, **values}
+        session.execute(upsert(_FAILURES).values(row).on_conflict_do_nothing())
+    else:
+        session.execute(update(_FAILURES).where(_FAILURES.c.id == found.failure_id).values(values))
 
 
-def verify(session: Session, *, client: str, number: str, code: str, action: str) -> Case | None:
-    """The case when ``number`` + ``code`` match a disclosed case and ``client`` is not
-    locked out of it; else :data:`MISS`. Audited either way."""
-    client = client[:64]
+def _check(session: Session, *, client: str, number: str, code: str) -> tuple[_Found, Outcome]:
+    """The lookup row and the outcome; counts a miss."""
     wanted = codes.normalise(number)
-    case = (
-        session.scalar(select(Case).where(Case.number == wanted))
-        if codes.NUMBER_RE.match(wanted)
-        else None
-    )
-    matches = codes.code_matches(
-        session,
-        number=wanted,
-        code=code,
-        stored=case.code_mac if case is not None else None,
-    )
+    valid = codes.NUMBER_RE.match(wanted) is not None
+    key = _unknown_key(wanted)
+    found = _find(session, client=client, number=wanted if valid else None, unknown_key=key)
+    matches = codes.code_matches(session, number=wanted, code=code, stored=found.code_mac)
     outcome: Outcome = "miss"
     # An unknown number is counted like a wrong code, under a key derived from the number:
     # both misses read and write the same rows (a write only for one of them measured
     # 1.2 ms slower in benchmarks/portal_lookup.py — a timing oracle for real numbers).
-    key = case.id if case is not None else _unknown_key(wanted)
-    row = _failure_row(session, client, key)
-    if _locked(row):
-        outcome = "locked" if case is not None else "miss"
-    elif case is not None and matches and catalogue.case_disclosed(case):
+    key = found.case_id or key
+    if _locked(found):
+        outcome = "locked" if found.case_id is not None else "miss"
+    elif found.case_id is not None and matches and _disclosed(found):
         outcome = "ok"
-        if row is not None:
-            row.failures = 0
+        if found.failures:
+            session.execute(
+                update(_FAILURES).where(_FAILURES.c.id == found.failure_id).values(failures=0)
+            )
     elif not matches:
-        _fail(session, client, key, row)
-    audit.record(
-        session,
+        _fail(session, client, key, found)
+    return found, outcome
+
+
+def _disclosed(found: _Found) -> bool:
+    return catalogue.disclosed(
+        found.case_type or "",
+        victim_opt_out=bool(found.victim_opt_out),
+        override=found.disclosure_override,
+    )
+
+
+def _attempt(found: _Found, *, client: str, outcome: Outcome, action: str) -> audit.AuditEntry:
+    return audit.build(
         principal=audit.SYSTEM,
         action=action,
         target_type="case",
-        target_id=case.id if case is not None else None,
+        target_id=found.case_id,
         purpose="public portal",
         detail={"client": client, "outcome": outcome},
     )
-    return case if outcome == "ok" else MISS
+
+
+def verify(session: Session, *, client: str, number: str, code: str, action: str) -> Case | None:
+    """The case when ``number`` + ``code`` match a disclosed case and ``client`` is not
+    locked out of it; else :data:`MISS`. Audited either way, in ``session``'s transaction
+    (the callers go on to change something: the record commits with the change)."""
+    client = client[:64]
+    found, outcome = _check(session, client=client, number=number, code=code)
+    audit.enqueue(session, _attempt(found, client=client, outcome=outcome, action=action))
+    if outcome != "ok" or found.case_id is None:
+        return MISS
+    return session.get(Case, found.case_id)
+
+
+_UNIT_NAMES_TTL_S = 60.0
+_unit_names: dict[str, tuple[float, str, str]] = {}
 
 
 def _unit_name(session: Session, org_id: str, lang: str) -> str:
-    org = orgs.get(session=session, org_id=org_id)
-    return org.name_en if lang == "en" else org.name_zh
+    """The handling unit's name; cached a minute (a renamed station shows within it)."""
+    now = time.monotonic()
+    cached = _unit_names.get(org_id)
+    if cached is None or cached[0] < now:
+        org = orgs.get(session=session, org_id=org_id)
+        cached = _unit_names[org_id] = (now + _UNIT_NAMES_TTL_S, org.name_zh, org.name_en)
+    return cached[2] if lang == "en" else cached[1]
+
+
+def _public_entries(session: Session, case_id: str) -> list[PublicEntry]:
+    """Public timeline entries and published comments/replies in one round trip, oldest
+    first (ties: timeline before comments, each in its own order)."""
+    t, cc = TimelineEntry.__table__.c, CaseComment.__table__.c
+    stages = select(
+        t.at, literal(0).label("src"), t.seq.label("seq"), t.kind,
+        t.to_state.label("stage"), t.note.label("text"),
+    ).where(
+        t.record_type == "case", t.record_id == case_id, t.public.is_(True)
+    )  # fmt: skip
+    comments = select(
+        cc.created_at, literal(1), literal(0), cc.author, literal(None), cc.public_text,
+    ).where(cc.case_id == case_id, cc.public_text.is_not(None))  # fmt: skip
+    rows = sorted(session.execute(union_all(stages, comments)), key=lambda r: (r[0], r[1], r[2]))
+    entries: list[PublicEntry] = []
+    for at, src, _, kind, stage, text in rows:
+        if src == 1:
+            who: Literal["comment", "reply"] = "reply" if kind == "officer" else "comment"
+            entries.append(PublicEntry(at=at, kind=who, text=scrub_text(text or "")))
+        elif kind in ("created", "transition") and stage:
+            entries.append(PublicEntry(at=at, kind="stage", stage=stage))
+        elif kind == "public_note" and text:
+            entries.append(PublicEntry(at=at, kind="note", text=scrub_text(text)))
+    return entries
+
+
+def _view(session: Session, found: _Found, lang: str) -> PublicCase:
+    """The public view of a found case (``found.case_id`` is set)."""
+    ctype = catalogue.CATALOGUE[found.case_type or ""]
+    return PublicCase(
+        number=found.number or "",
+        case_type=ctype.name_en if lang == "en" else ctype.name_zh,
+        stage=found.state or "",
+        unit=_unit_name(session, found.org_id or "", lang),
+        opened_at=found.created_at or utcnow(),
+        timeline=_public_entries(session, found.case_id or ""),
+        rateable=found.rating is None and found.state in stats.RATEABLE_STATES,
+        rating=found.rating,
+    )
 
 
 def public_case(session: Session, *, case: Case, lang: str = "zh") -> PublicCase:
     """The redacted public view: stages with dates, public notes, reviewed comments and
     replies, the handling unit's name. Never a person, a phone, an ID or an address."""
-    entries: list[PublicEntry] = []
-    for e in timeline.list_for(session, record_type="case", record_id=case.id, public_only=True):
-        if e.kind in ("created", "transition") and e.to_state:
-            entries.append(PublicEntry(at=e.at, kind="stage", stage=e.to_state))
-        elif e.kind == "public_note" and e.note:
-            entries.append(PublicEntry(at=e.at, kind="note", text=scrub_text(e.note)))
-    for c in session.scalars(
-        select(CaseComment)
-        .where(CaseComment.case_id == case.id, CaseComment.public_text.is_not(None))
-        .order_by(CaseComment.created_at)
-    ):
-        kind: Literal["comment", "reply"] = "reply" if c.author == "officer" else "comment"
-        entries.append(
-            PublicEntry(at=c.created_at, kind=kind, text=scrub_text(c.public_text or ""))
-        )
-    entries.sort(key=lambda x: x.at)
-    ctype = catalogue.CATALOGUE[case.case_type]
     rated = session.get(CaseRating, case.id)
-    return PublicCase(
-        number=case.number,
-        case_type=ctype.name_en if lang == "en" else ctype.name_zh,
-        stage=case.state,
-        unit=_unit_name(session, case.org_id, lang),
-        opened_at=case.created_at,
-        timeline=entries,
-        rateable=rated is None and case.state in stats.RATEABLE_STATES,
-        rating=rated.rating if rated is not None else None,
-    )
+    found = _Found(
+        case.id, case.number, case.code_mac, case.org_id, case.case_type, case.state,
+        case.victim_opt_out, case.disclosure_override, case.created_at,
+        rated.rating if rated is not None else None, None, None, None,
+    )  # fmt: skip
+    return _view(session, found, lang)
 
 
 def lookup(
     session: Session, *, client: str, number: str, code: str, lang: str = "zh"
 ) -> PublicCase | None:
-    case = verify(session, client=client, number=number, code=code, action="cases.portal.lookup")
-    return None if case is None else public_case(session, case=case, lang=lang)
+    """The public view of the case, or :data:`MISS`. **Commits** ``session``: a lookup
+    changes nothing but the lockout counters, so its audit record is group-committed by
+    :mod:`~safecity.security.audit_writer` after the session's commit, and the answer
+    exists only once that record is durable (:class:`AuditUnavailable` otherwise).
+
+    Two round trips for a hit (the case with its rating and failure row; the public
+    timeline), one plus a counter write for a miss, then the commit."""
+    client = client[:64]
+    found, outcome = _check(session, client=client, number=number, code=code)
+    view = _view(session, found, lang) if outcome == "ok" else None
+    entry = _attempt(found, client=client, outcome=outcome, action="cases.portal.lookup")
+    audit_writer.commit_and_write(session, entry)
+    return view
 
 
 def comment(

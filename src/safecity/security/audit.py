@@ -50,7 +50,9 @@ Rows are appended when their transaction commits, under a lock on the one-row ta
 anyway), so several processes keep one linear, gapless chain. The lock is taken last
 (after the transaction's own changes are flushed) and held only from the append to the
 commit. Records made inside a savepoint are chained when it is released, so such a
-transaction holds the head from then on.
+transaction holds the head from then on. Hot public reads whose record stands alone (the
+portal's case lookup) use :mod:`safecity.security.audit_writer` instead: a writer thread
+appends the records of concurrent requests in one transaction, one head lock per batch.
 
 Every ``settings.audit_checkpoint_every`` records a signed checkpoint (seq, MAC at that
 seq, time, Ed25519 signature) is appended to ``var_dir/audit-checkpoints.jsonl``.
@@ -85,7 +87,7 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography.exceptions import InvalidSignature
 from sqlalchemy import (
@@ -94,7 +96,9 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     event,
+    insert,
     select,
     update,
 )
@@ -234,6 +238,7 @@ def compute_mac(key: bytes, row: Any) -> str:
 # --------------------------------------------------------------------------- recording
 
 _PENDING = "safecity.audit.pending"
+_COLUMNS: tuple[str, ...] = (*MAC_FIELDS, "mac")
 _CHECKPOINTS = "safecity.audit.checkpoints"
 
 
@@ -263,8 +268,7 @@ def _normalise_detail(detail: dict[str, Any] | None) -> dict[str, Any]:
     return normalised
 
 
-def record(
-    session: Session,
+def build(
     *,
     principal: Principal,
     action: str,
@@ -274,11 +278,9 @@ def record(
     detail: dict[str, Any] | None = None,
     request_id: str | None = None,
 ) -> AuditEntry:
-    """Append one audit record in ``session``'s transaction (written at commit).
-
-    ``detail`` holds ids and codes only (JSON, at most 4 KiB). Raises
-    :class:`InvalidInput` at once for a malformed record.
-    """
+    """A validated, not yet chained record (:class:`InvalidInput` for a malformed one);
+    :func:`record` queues it in a transaction, :mod:`~safecity.security.audit_writer`
+    group-commits it."""
     entry = AuditEntry(
         id=new_id(),
         at=utcnow(),
@@ -297,6 +299,11 @@ def record(
         _check_text(name, getattr(entry, name), required=True)
     for name in ("target_id", "purpose", "request_id", "org_id"):
         _check_text(name, getattr(entry, name))
+    return entry
+
+
+def enqueue(session: Session, entry: AuditEntry) -> AuditEntry:
+    """Queue a built record in ``session``'s transaction (chained and written at commit)."""
     if not session.in_transaction():
         session.connection()  # begin the transaction the record belongs to (and ends with)
     pending: list[tuple[AuditEntry, SessionTransaction | None]] = session.info.setdefault(
@@ -304,6 +311,34 @@ def record(
     )
     pending.append((entry, session.get_nested_transaction()))
     return entry
+
+
+def record(
+    session: Session,
+    *,
+    principal: Principal,
+    action: str,
+    target_type: str,
+    target_id: str | None = None,
+    purpose: str | None = None,
+    detail: dict[str, Any] | None = None,
+    request_id: str | None = None,
+) -> AuditEntry:
+    """Append one audit record in ``session``'s transaction (written at commit).
+
+    ``detail`` holds ids and codes only (JSON, at most 4 KiB). Raises
+    :class:`InvalidInput` at once for a malformed record.
+    """
+    entry = build(
+        principal=principal,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        purpose=purpose,
+        detail=detail,
+        request_id=request_id,
+    )
+    return enqueue(session, entry)
 
 
 def pending_records(session: Session) -> list[AuditEntry]:
@@ -364,15 +399,19 @@ def _append_pending(session: Session) -> None:
     checkpoints: list[tuple[_PendingCheckpoint, SessionTransaction | None]] = (
         session.info.setdefault(_CHECKPOINTS, [])
     )
+    rows: list[dict[str, Any]] = []
     for entry, _ in pending:
         seq += 1
         entry.seq = seq
         entry.prev_mac = prev
         entry.mac = compute_mac(key, entry)
         prev = entry.mac
-        session.add(entry)
+        rows.append({name: getattr(entry, name) for name in _COLUMNS})
         if every > 0 and seq % every == 0:
             checkpoints.append((_PendingCheckpoint(settings, chain_id, seq, prev), marker))
+    # One multi-row INSERT (no unit of work per record: a batch of the group-commit writer
+    # holds hundreds). The entries stay plain objects; their seq and MAC are set above.
+    session.execute(insert(cast(Table, AuditEntry.__table__)), rows)
     session.execute(
         update(AuditHead)
         .where(AuditHead.id == HEAD_ID)
