@@ -351,6 +351,11 @@ def test_reexamination_goes_to_the_next_level_up(
     assert status["level"] == "reexamination"
     assert status["org_id"] == city.districts[0].id
     assert "grounds" not in status
+    page = client.get(f"/console/cases/{case.id}", headers=case.headers)
+    assert page.status_code == 200
+    assert f'data-review-id="{rid}"' in page.text
+    assert 'data-state="reexam_upheld"' in page.text
+    assert f'href="/console/case-reviews/{rid}"' not in page.text  # decided above: no link
     outsider = make_actor("officer", city.stations[1])
     assert client.get(f"/api/cases/{case.id}/reviews", headers=outsider.headers).status_code == 404
 

@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from safecity.cases import approvals, comments, evidence, replies_due, service, tasks
+from safecity.cases import approvals, comments, evidence, replies_due, reviews, service, tasks
 from safecity.cases.models import Case
 from safecity.cases.reply_sla import REPLY_WORKDAYS
 from safecity.cases.workflow import APPROVE, CASE, OPEN_STATES, READ, SUPERVISED, WRITE
@@ -166,6 +166,7 @@ def _detail_page(
         tasks=task_rows,
         overdue=[x for x in task_rows if x.overdue],
         evidence=files,
+        reviews=reviews.case_reviews(session=session, principal=principal, case_id=case.id),
         awaiting={m.id: m for m in replies_due.awaiting_for_case(session, case.id)},
         now=utcnow(),
         local=local_time,
