@@ -22,6 +22,10 @@ from safecity.cases import reviews_api as cases_reviews
 from safecity.cases import reviews_pages as cases_reviews_pages
 from safecity.console import pages as console_pages
 from safecity.console import pages_admin as console_admin
+from safecity.crowd import api as crowd_api
+from safecity.crowd import forecast_api as crowd_forecast_api
+from safecity.crowd import ingest_api as crowd_ingest_api
+from safecity.crowd import pages as crowd_pages
 from safecity.dispatch import api as dispatch_api
 from safecity.dispatch import open311 as dispatch_open311
 from safecity.dispatch import pages as dispatch_pages
@@ -127,6 +131,10 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(cases_reviews_pages.router)
     app.include_router(cases_reviews_pages.portal_router)
     app.include_router(cases_halls.router)
+    app.include_router(crowd_ingest_api.ingest_router)
+    app.include_router(crowd_forecast_api.forecast_router)
+    app.include_router(crowd_api.router)
+    app.include_router(crowd_pages.pages_router)
     app.include_router(fraud_api.router)
     app.include_router(fraud_pages.router)
     app.include_router(accidents_api.routes)

@@ -85,7 +85,9 @@ DOMAINS: tuple[Domain, ...] = (
     ),
     Domain("cases", msg("nav.domain.cases"), href="/console/cases", permission="cases:read"),
     Domain("linkage", msg("nav.domain.linkage")),
-    Domain("crowd", msg("nav.domain.crowd")),
+    Domain(
+        "crowd", msg("nav.domain.crowd"), href="/console/crowd/hotspots", permission="crowd:read"
+    ),
     Domain("traffic", msg("nav.domain.traffic")),
     Domain("fraud", msg("nav.domain.fraud"), href="/console/fraud", permission="fraud:read"),
     Domain(

@@ -208,7 +208,7 @@ def read_counts_csv(
     ``tz``/``region`` are the hotspots' time zone and holiday region (calendar features);
     ``naive_tz`` is how naive timestamps are read (default: rejected).
     """
-    text = _read_text(source)
+    text = read_text(source)
     try:
         return _parse_rows(
             csv.reader(io.StringIO(text, newline="")),
@@ -304,7 +304,7 @@ def write_counts_csv(counts: HourlyCounts, path: Path) -> int:
     return rows
 
 
-def _read_text(source: str | Path) -> str:
+def read_text(source: str | Path) -> str:
     if isinstance(source, str) and "\n" in source:
         return source
     path = Path(source)
@@ -379,7 +379,7 @@ def _load_wide_local(path: Path, *, tz: str, region: str) -> tuple[HourlyCounts,
     hour); a spring-forward stamp that does not exist collides with the next hour's UTC and
     the later row (the real hour) is kept: the collision is counted, never silently merged.
     """
-    text = _read_text(path)
+    text = read_text(path)
     reader = csv.reader(io.StringIO(text))
     header = next(reader)
     if not header or header[0] != "timestamp_local":
@@ -404,7 +404,7 @@ def _load_wide_local(path: Path, *, tz: str, region: str) -> tuple[HourlyCounts,
 
 
 def _load_long_utc(path: Path, *, tz: str, region: str) -> tuple[HourlyCounts, LoadReport]:
-    text = _read_text(path)
+    text = read_text(path)
     reader = csv.DictReader(io.StringIO(text))
     cells: dict[tuple[str, datetime], float] = {}
     order: dict[str, None] = {}

@@ -74,6 +74,8 @@ JOB_MODULES: tuple[str, ...] = (
     "safecity.eservices.jobs",
     "safecity.cases.jobs",
     "safecity.cases.reviews_jobs",
+    "safecity.crowd.jobs_ingest",
+    "safecity.crowd.jobs",
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
