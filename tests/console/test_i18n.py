@@ -10,6 +10,7 @@ import pytest
 from starlette.requests import Request
 
 from safecity.cases.replies_due import TITLE_KEY as CASES_REPLY_TITLE
+from safecity.cases.reviews_jobs import TITLE_KEY as CASES_REVIEW_TITLE
 from safecity.console import i18n, pages, pages_admin
 from safecity.crowd.risk import TITLE_KEY as CROWD_RISK_TITLE
 from safecity.eservices.jobs import TITLE_KEY as ESERVICES_SLA_TITLE
@@ -72,7 +73,7 @@ def rule_title_keys() -> set[str]:
     the stale-sensor job's outage alerts, the fraud engine's visit alerts and the
     e-services deadline alerts."""
     titles = {STALE_TITLE, FRAUD_VISIT_TITLE, ESERVICES_SLA_TITLE, CASES_REPLY_TITLE}
-    titles.add(CROWD_RISK_TITLE)
+    titles |= {CROWD_RISK_TITLE, CASES_REVIEW_TITLE}
     return {rule.alert.title for rule in RuleSet.shipped().rules} | titles
 
 
