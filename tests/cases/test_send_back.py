@@ -171,3 +171,25 @@ def test_console_request_send_back_and_approve(
     again = client.post(f"{url}/approvals/approve", data={"csrf_token": token})
     assert again.status_code == 409
     assert 'data-error="409"' in again.text
+
+
+def test_two_requests_racing_past_the_check_leave_one_pending(
+    client: TestClient, runtime: Runtime, open_case: OpenFn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two requests that both pass the "nothing pending" read (as two simultaneous ones
+    can) meet the unique index: the second is a 409 and writes nothing."""
+    from safecity.cases import approvals
+    from safecity.cases.work_models import CaseApproval
+
+    case = _investigating(client, open_case)
+    base = f"/api/cases/{case.id}/approvals"
+    monkeypatch.setattr(approvals, "pending", lambda session, case_id: None)
+    first = client.post(base, json={"transition": "close", "summary": "a"}, headers=case.headers)
+    assert first.status_code == 201, first.text
+    second = client.post(base, json={"transition": "solve", "summary": "b"}, headers=case.headers)
+    assert second.status_code == 409, second.text
+    assert second.headers["content-type"].startswith("application/problem+json")
+    with runtime.sessions() as s:
+        rows = s.scalars(select(CaseApproval.state).where(CaseApproval.case_id == case.id))
+        assert list(rows) == ["pending"]
+    assert _actions(runtime, case.id) == ["cases.approval.request"]

@@ -18,6 +18,7 @@ from typing import Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from safecity.cases import service
@@ -153,8 +154,12 @@ def request(
         requested_by=principal.id,
         requested_at=utcnow(),
     )
-    session.add(item)
-    session.flush()
+    try:
+        with session.begin_nested():  # a concurrent request may have won the unique index
+            session.add(item)
+            session.flush()
+    except IntegrityError:
+        raise Conflict("a request is already pending on this case") from None
     journal(
         session,
         case=case,

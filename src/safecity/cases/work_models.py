@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Date, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, Date, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from safecity.platform.db import ID, Base, UTCDateTime, new_id, utcnow
@@ -19,7 +19,17 @@ class CaseApproval(Base):
     sends it back with a required ``comment`` (the case stays where it is)."""
 
     __tablename__ = "case_approvals"
-    __table_args__ = (Index("ix_case_approvals_case_state", "case_id", "state"),)
+    __table_args__ = (
+        Index("ix_case_approvals_case_state", "case_id", "state"),
+        # at most one pending request per case, even for two requests at the same instant
+        Index(
+            "uq_case_approvals_one_pending",
+            "case_id",
+            unique=True,
+            sqlite_where=text("state = 'pending'"),
+            postgresql_where=text("state = 'pending'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
     case_id: Mapped[str] = mapped_column(ID, ForeignKey("cases.id"), index=True)
