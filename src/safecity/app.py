@@ -26,6 +26,7 @@ from safecity.crowd import api as crowd_api
 from safecity.crowd import forecast_api as crowd_forecast_api
 from safecity.crowd import ingest_api as crowd_ingest_api
 from safecity.crowd import pages as crowd_pages
+from safecity.crowd import pages_forecast as crowd_pages_forecast
 from safecity.dispatch import api as dispatch_api
 from safecity.dispatch import open311 as dispatch_open311
 from safecity.dispatch import pages as dispatch_pages
@@ -135,6 +136,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(crowd_forecast_api.forecast_router)
     app.include_router(crowd_api.router)
     app.include_router(crowd_pages.pages_router)
+    app.include_router(crowd_pages_forecast.forecast_pages_router)
     app.include_router(fraud_api.router)
     app.include_router(fraud_pages.router)
     app.include_router(accidents_api.routes)
