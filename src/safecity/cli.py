@@ -81,14 +81,17 @@ def demo(
     import os
 
     from safecity.cases import demo_desk
+    from safecity.crowd import demo as crowd_demo
     from safecity.demo import prepare, print_logins, print_lookup
     from safecity.platform.runtime import build_runtime
 
     # The demo duty desk (cases from simulated alerts) runs only here: registered in this
     # process, whose embedded scheduler runs it, and switched on by its setting.
     os.environ["SAFECITY_DEMO_DUTY_DESK"] = "true"
+    os.environ["SAFECITY_DEMO_CROWD"] = "true"  # the Bund crowd's feeder, likewise
     get_settings.cache_clear()
     demo_desk.register()
+    crowd_demo.register()
     runtime = build_runtime()
     try:
         setup = prepare(runtime)

@@ -130,6 +130,12 @@ def prepare(runtime: Runtime) -> DemoSetup:
     from safecity.eservices.demo import print_outcome, simulate_no_criminal_record
 
     print_outcome(simulate_no_criminal_record(runtime), Console(width=max(Console().width, 140)))
+    # the Bund's simulated crowd: a weekly surge caught hours ahead by a model told nothing
+    # about it, a pre-limit alert with diversion advice (issue 8)
+    from safecity.crowd.demo import print_outcome as print_crowd
+    from safecity.crowd.demo import simulate_bund
+
+    print_crowd(simulate_bund(runtime), Console(width=max(Console().width, 140)))
     return DemoSetup(logins=logins, lookup=starter_lookup(runtime))
 
 

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
         default=False,
         description="Run the demo duty desk job (cases from simulated alerts; `safecity demo`).",
     )
+    demo_crowd: bool = Field(
+        default=False,
+        description="Run the demo crowd feeder job (the Bund's simulated counts; `safecity demo`).",
+    )
     max_body_bytes: int = 1_048_576
     session_idle_minutes: int = 30
     session_absolute_hours: int = 12  # a console session ends this long after login
