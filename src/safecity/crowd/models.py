@@ -20,6 +20,8 @@ starts; each hotspot's ``timezone`` turns them into local hours for the calendar
   ``origin + horizon`` hours, with its interval and the model that made it.
 * :class:`CrowdRisk`: a risk alert raised for a hotspot and target hour (once), with the
   advice given.
+* :class:`CrowdCovariate` and :class:`CrowdEvent`: outside feeds (arrivals, hotel
+  occupancy, weather) and the events calendar, each value with its source.
 """
 
 from __future__ import annotations
@@ -144,3 +146,42 @@ class CrowdRisk(Base):
     alert_id: Mapped[str | None] = mapped_column(ID, default=None)
     advice: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CrowdCovariate(Base):
+    """One value of an outside feed the forecaster may use (issue 8 item 3): arrivals
+    (``air``, ``rail``: people arriving in the hour), ``hotel`` occupancy (share 0–1 for the
+    day), ``weather`` (``temp_c``, ``rain_mm`` per hour). ``scope`` is a city or hotspot
+    code; ``at`` the UTC start of the hour (the day's local midnight for daily values)."""
+
+    __tablename__ = "crowd_covariates"
+    __table_args__ = (UniqueConstraint("kind", "scope", "at"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    kind: Mapped[str] = mapped_column(String(32))
+    scope: Mapped[str] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    value: Mapped[float] = mapped_column(Float)
+    source: Mapped[str] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class CrowdEvent(Base):
+    """An entry of the events calendar (concert, light show, fireworks, match): where,
+    when, expected attendance if published, and the public source it cites (programme,
+    fixture list, news). Never derived from the counts."""
+
+    __tablename__ = "crowd_events"
+    __table_args__ = (UniqueConstraint("code"),)
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    code: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    hotspots: Mapped[list[str]] = mapped_column(JSON, default=list)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    attendance: Mapped[int | None] = mapped_column(Integer, default=None)
+    source_url: Mapped[str] = mapped_column(String(500))
+    source_title: Mapped[str] = mapped_column(String(300))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
