@@ -23,6 +23,7 @@ from safecity.cases import reviews_pages as cases_reviews_pages
 from safecity.console import pages as console_pages
 from safecity.console import pages_admin as console_admin
 from safecity.crowd import api as crowd_api
+from safecity.crowd import covariates_api as crowd_covariates_api
 from safecity.crowd import forecast_api as crowd_forecast_api
 from safecity.crowd import ingest_api as crowd_ingest_api
 from safecity.crowd import pages as crowd_pages
@@ -134,6 +135,7 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(cases_halls.router)
     app.include_router(crowd_ingest_api.ingest_router)
     app.include_router(crowd_forecast_api.forecast_router)
+    app.include_router(crowd_covariates_api.covariates_router)
     app.include_router(crowd_api.router)
     app.include_router(crowd_pages.pages_router)
     app.include_router(crowd_pages_forecast.forecast_pages_router)

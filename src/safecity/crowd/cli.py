@@ -18,6 +18,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from safecity.crowd.counts_cli import app as counts_app
+from safecity.crowd.covariates_cli import covariates_app, events_app
 from safecity.crowd.datasets import BENCHMARKS, load_benchmark, read_counts_csv
 from safecity.crowd.forecast import ForecastConfig, Forecaster, horizons_arg
 from safecity.platform.db import transaction
@@ -306,3 +307,5 @@ def forecast_now(
 # --- counts: ``safecity crowd counts import FILE.csv`` (safecity.crowd.counts_cli) --------
 
 app.add_typer(counts_app, name="counts")
+app.add_typer(covariates_app, name="covariates")
+app.add_typer(events_app, name="events")
