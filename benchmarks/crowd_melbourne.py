@@ -1,13 +1,23 @@
 """Crowd forecasting on the Melbourne pedestrian benchmarks (issue 8).
 
-    .venv/bin/python benchmarks/crowd_melbourne.py [--datasets melbourne-2021,melbourne-2015]
-        [--rounds N] [--output benchmarks/results/crowd_melbourne.json]
+    .venv/bin/python benchmarks/crowd_melbourne.py [--config product|default]
+        [--datasets melbourne-2021,melbourne-2015] [--rounds N (default config only)]
+        [--compare-with PREVIOUS.json] [--output benchmarks/results/crowd_melbourne.json]
 
 Runs each data set's protocol (README in ``$SAFECITY_BENCH_DATA/crowd/<folder>``, default
 root ``/work/shared/benchmarks``) through :func:`safecity.crowd.backtest.run_backtest`, i.e.
 the product's :class:`~safecity.crowd.forecast.Forecaster` (no benchmark-only model): train on
 the training window, calibrate the conformal intervals on the validation window, forecast
 every test hour at t+1 and t+3 from the data up to the origin.
+
+``--config product`` (the default) scores the model that ships: the hyper-parameters of
+:data:`safecity.crowd.forecasting.PRODUCT_CONFIG`, with only the horizons replaced by the
+benchmark's (1, 3). ``--config default`` scores :class:`ForecastConfig`'s defaults (larger
+trees, more rounds), kept to compare with earlier runs; it is not what the product trains.
+Every field of the config used is written to the results. The calibration window is the
+data set's validation window in both cases (``calibration_days`` does not apply here).
+``--compare-with`` copies the summaries and config of an earlier results file (read before
+the output is overwritten, so it may be the same path) into ``"compared_with"``.
 
 Reported per horizon: MAE, RMSE, WAPE, MAPE (actual >= 50), interval coverage at 50/80/90/95 %
 (all test hours and hours above the alert threshold), mean width, and the alert rule
@@ -20,6 +30,7 @@ figures, command, machine, date and library versions.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -30,10 +41,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from _common import machine  # benchmarks/_common.py (run as a script)
 from safecity.crowd.backtest import run_backtest
 from safecity.crowd.datasets import load_benchmark
 from safecity.crowd.forecast import ForecastConfig
+from safecity.crowd.forecasting import PRODUCT_CONFIG
 
+HORIZONS = (1, 3)
 RESULTS = Path(__file__).resolve().parent / "results" / "crowd_melbourne.json"
 
 BASELINES: dict[str, dict[str, Any]] = {
@@ -101,14 +115,50 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     return s
 
 
+def choose_config(name: str, rounds: int | None) -> ForecastConfig:
+    """The product's config (horizons replaced, nothing else) or ForecastConfig's defaults."""
+    if name == "product":
+        if rounds is not None:
+            raise SystemExit("--rounds applies to --config default only (product = as shipped)")
+        return dataclasses.replace(PRODUCT_CONFIG, horizons=HORIZONS)
+    base = ForecastConfig(horizons=HORIZONS)
+    return base if rounds is None else dataclasses.replace(base, num_rounds=rounds)
+
+
+def earlier(path: Path) -> dict[str, Any]:
+    """Date, command, summaries and config of an earlier results file, for comparison."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--compare-with {path}: {exc}") from None
+    runs = doc.get("runs", {})
+    return {
+        "file": str(path),
+        "date": doc.get("date"),
+        "command": doc.get("command"),
+        "config_name": doc.get("config_name"),
+        "total_seconds": doc.get("total_seconds"),
+        "runs": {
+            name: {"summary": run.get("summary"), "config": run.get("result", {}).get("config")}
+            for name, run in runs.items()
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", choices=("product", "default"), default="product")
     parser.add_argument("--datasets", default="melbourne-2021,melbourne-2015")
-    parser.add_argument("--rounds", type=int, default=ForecastConfig().num_rounds)
+    parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--compare-with", type=Path, default=None)
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    config = ForecastConfig(horizons=(1, 3), num_rounds=args.rounds)
+    config = choose_config(args.config, args.rounds)
+    compared = earlier(args.compare_with) if args.compare_with else None
+    print(f"config {args.config}: {json.dumps(dataclasses.asdict(config))}", flush=True)
+    host = machine()
+    host["load_avg_1_5_15_start"] = host.pop("load_avg_1_5_15")
     runs: dict[str, Any] = {}
     started = time.perf_counter()
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
@@ -130,12 +180,18 @@ def main() -> None:
             "node": platform.node(),
             "cpus": os.cpu_count(),
             "processor": platform.processor() or platform.machine(),
+            **host,
+            "load_avg_1_5_15_end": [round(x, 2) for x in os.getloadavg()],
             "note": "2-core machine shared with other work; timings are wall clock",
         },
         "versions": versions(),
+        "config_name": args.config,
+        "config": dataclasses.asdict(config),
         "total_seconds": round(time.perf_counter() - started, 1),
         "runs": runs,
     }
+    if compared is not None:
+        doc["compared_with"] = compared
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.output}")
