@@ -11,6 +11,7 @@ from safecity.disputes import models as disputes_models
 from safecity.eservices import models as eservices_models
 from safecity.eservices import registry_models as eservices_registry_models
 from safecity.fraud import models as fraud_models
+from safecity.linkage import models as linkage_models
 from safecity.orgs import models as orgs_models
 from safecity.platform import bus_memory as bus_models
 from safecity.platform import consumers as consumer_models
@@ -40,6 +41,7 @@ __all__ = [
     "eservices_registry_models",
     "fraud_models",
     "jobs_models",
+    "linkage_models",
     "notify_models",
     "orgs_models",
     "outbox_models",
