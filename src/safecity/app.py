@@ -38,6 +38,9 @@ from safecity.eservices import pages as eservices_pages
 from safecity.eservices import registry_api as eservices_registry_api
 from safecity.fraud import api as fraud_api
 from safecity.fraud import pages as fraud_pages
+from safecity.linkage import api as linkage_api
+from safecity.linkage import index_api as linkage_index_api
+from safecity.linkage import pages as linkage_pages
 from safecity.orgs import api as orgs_api
 from safecity.platform import events_api, health, jobs, jobs_api, notify_api
 from safecity.platform.bus import attached_bus
@@ -145,5 +148,8 @@ def create_app(runtime: Runtime | None = None, settings: Settings | None = None)
     app.include_router(eservices_api.routes)
     app.include_router(eservices_pages.router)  # citizens' pages + staff console
     app.include_router(eservices_registry_api.routes)
+    app.include_router(linkage_api.router)
+    app.include_router(linkage_pages.pages_router)
+    app.include_router(linkage_index_api.index_router)
     console_pages.install(app)  # static files (marked public) + HTML login redirect
     return app

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
             "new status lists are published under it); no trailing slash."
         ),
     )
+    linkage_auto_link: float = Field(
+        default=0.99, gt=0, lt=1, description="Person index: auto-link at or above."
+    )
+    linkage_review: float = Field(
+        default=0.5, gt=0, lt=1, description="Person index: queue for review at or above."
+    )
 
     @property
     def effective_database_url(self) -> str:

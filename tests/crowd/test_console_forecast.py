@@ -23,6 +23,8 @@ from tests.console.conftest import PASSWORD, Staff, log_in
 from tests.console.test_pages import assert_csp_clean
 from tests.crowd.forecast_support import add_hotspot
 
+pytestmark = pytest.mark.db
+
 HOUR = timedelta(hours=1)
 NOW = datetime(2026, 10, 1, 11, 30, tzinfo=UTC)  # 19:30 in Shanghai, National Day
 END = NOW.replace(minute=0)  # the current hour; counts run up to END - 1 h

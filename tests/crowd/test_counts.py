@@ -35,6 +35,8 @@ from safecity.security.rbac import Principal
 from safecity.sensing.ops_models import DeadLetterRow
 from tests.conftest import City
 
+pytestmark = pytest.mark.db
+
 NOW = datetime(2026, 10, 27, 12, 30, tzinfo=UTC)
 H0 = datetime(2026, 10, 20, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -16,6 +16,8 @@ from safecity.platform.runtime import Runtime
 from tests.conftest import City
 from tests.crowd.test_counts import make_hotspot
 
+pytestmark = pytest.mark.db
+
 HOUR = timedelta(hours=1)
 BASE = counts.floor_hour(datetime.now(UTC)) - 3 * HOUR
 

@@ -28,6 +28,8 @@ from safecity.security.audit import AuditEntry
 from tests.conftest import City
 from tests.crowd.test_counts import make_hotspot
 
+pytestmark = pytest.mark.db
+
 NOW = datetime(2026, 10, 27, 12, 30, tzinfo=UTC)
 CALENDAR_FILE = (
     Path(__file__).parents[2] / "src" / "safecity" / "crowd" / "data" / "events_bund.yaml"

@@ -24,6 +24,8 @@ from safecity.platform.db import transaction
 from safecity.platform.runtime import Runtime
 from safecity.security import audit
 
+pytestmark = pytest.mark.db
+
 NOW = datetime(2026, 11, 26, 9, 25, tzinfo=UTC)
 """Thursday 17:25 in Shanghai: the simulated peak is the hour from 19:00 (11:00 UTC)."""
 HOUR = timedelta(hours=1)

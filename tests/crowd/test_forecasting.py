@@ -26,6 +26,8 @@ from safecity.settings import Settings
 from tests.conftest import City
 from tests.crowd.forecast_support import FAST, HOUR, START, add_counts, add_hotspot
 
+pytestmark = pytest.mark.db
+
 DAYS = 35
 NOW = START + timedelta(days=DAYS, minutes=7)  # counts end with the hour before NOW's hour
 CODES = ("bund", "nanjing-rd", "yuyuan")

@@ -22,6 +22,8 @@ from safecity.settings import Settings
 from tests.conftest import City
 from tests.crowd.forecast_support import FAST, HOUR, START, add_counts, add_hotspot
 
+pytestmark = pytest.mark.db
+
 ORIGIN = datetime(2026, 3, 7, 17, tzinfo=UTC)
 NOW = ORIGIN + timedelta(hours=1, minutes=10)
 TARGET = ORIGIN + 3 * HOUR

@@ -7,6 +7,8 @@ audited and put on the case's timeline (record type ``case``).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -399,3 +401,54 @@ def set_disclosure(
     if after and not before and case.state in DISCLOSURE_STATES:
         notices.issue_code(session, case=case)
     return case
+
+
+# --------------------------------------------------------------------------- linkage feed
+
+
+@dataclass(frozen=True, slots=True)
+class LinkablePerson:
+    """A case person as the person index (:mod:`safecity.linkage.index`) takes it in."""
+
+    id: str
+    org_id: str
+    role: str
+    name: str
+    phone: str
+    id_number: str
+    address: str
+    created_at: datetime
+
+
+LINKABLE_ROLES = ("victim", "suspect", "witness")
+
+
+def persons_for_linkage(
+    session: Session, *, since: datetime | None, limit: int
+) -> list[LinkablePerson]:
+    """Case persons created at or after ``since`` (oldest first, at most ``limit``), with
+    their case's org, for the person index. Not scoped and not audited here: the only
+    caller is the linkage domain, which scopes by ``org_id`` and audits its own ingest
+    (``linkage.records.ingest``)."""
+    query = (
+        select(CasePerson, Case.org_id)
+        .join(Case, Case.id == CasePerson.case_id)
+        .where(CasePerson.role.in_(LINKABLE_ROLES))
+        .order_by(CasePerson.created_at, CasePerson.id)
+        .limit(limit)
+    )
+    if since is not None:
+        query = query.where(CasePerson.created_at >= since)
+    return [
+        LinkablePerson(
+            id=p.id,
+            org_id=org_id,
+            role=p.role,
+            name=p.name,
+            phone=p.phone,
+            id_number=p.id_number,
+            address=p.address,
+            created_at=p.created_at,
+        )
+        for p, org_id in session.execute(query)
+    ]

@@ -84,7 +84,12 @@ DOMAINS: tuple[Domain, ...] = (
         "dispatch", msg("nav.domain.dispatch"), href="/console/dispatch", permission="dispatch:read"
     ),
     Domain("cases", msg("nav.domain.cases"), href="/console/cases", permission="cases:read"),
-    Domain("linkage", msg("nav.domain.linkage")),
+    Domain(
+        "linkage",
+        msg("nav.domain.linkage"),
+        href="/console/linkage/review",
+        permission="linkage:review",
+    ),
     Domain(
         "crowd", msg("nav.domain.crowd"), href="/console/crowd/hotspots", permission="crowd:read"
     ),

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from safecity.platform.runtime import Runtime
+    from safecity.settings import Settings
 
 app = typer.Typer(help="Crime linkage: the person index (Splink).", no_args_is_help=True)
 
@@ -202,3 +210,76 @@ def series_eval(
                     f"seed {seed} {kind:8}  AUC {m['auc']:.3f}  TPR@5%FPR "
                     f"{m['tpr_at_5fpr']:.3f}  P@50 {m['p_at_50']:.2f}  P@100 {m['p_at_100']:.2f}"
                 )
+
+
+# --- the product index on the database: ``safecity linkage index ingest | train | run`` ---
+
+index_app = typer.Typer(help="The person index on the database.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+def _runtime() -> Runtime:
+    from safecity.platform.runtime import build_runtime
+
+    return build_runtime()
+
+
+@contextmanager
+def _index_session(what: str) -> Iterator[tuple[Session, Settings]]:
+    """A transaction on the configured database with a spinner; errors end as one line."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from safecity.platform.db import transaction
+    from safecity.platform.errors import SafeCityError
+
+    runtime = _runtime()
+    progress = Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=Console()
+    )
+    try:
+        with progress, transaction(runtime.sessions) as session:
+            progress.add_task(what, total=None)
+            yield session, runtime.settings
+    except SafeCityError as exc:
+        _fail(exc.detail)
+    finally:
+        runtime.close()
+
+
+@index_app.command("ingest")
+def index_ingest() -> None:
+    """Take in every case person (idempotent: unchanged records are left alone)."""
+    from safecity.linkage import index
+    from safecity.security import audit
+
+    with _index_session("ingesting case persons") as (session, _):
+        changed = index.ingest_cases(session, principal=audit.SYSTEM)
+    typer.echo(f"{changed} record(s) created or changed")
+
+
+@index_app.command("train")
+def index_train() -> None:
+    """Train a model on the index and make it the active one."""
+    from safecity.linkage import index
+    from safecity.security import audit
+
+    with _index_session("training the person index") as (session, settings):
+        row = index.train_model(session, principal=audit.SYSTEM, settings=settings)
+        line = f"model {row.version} active ({row.metrics.get('records')} records)"
+    typer.echo(line)
+
+
+@index_app.command("run")
+def index_run() -> None:
+    """Score the records not yet scored with the active model (link, queue)."""
+    from safecity.linkage import index
+    from safecity.security import audit
+
+    with _index_session("scoring new records") as (session, settings):
+        report = index.run(session, principal=audit.SYSTEM, settings=settings)
+    typer.echo(
+        f"model {report.model_version}: {report.scored} scored, {report.auto_linked} "
+        f"auto-linked, {report.queued} queued, {report.skipped_rejected} skipped as rejected "
+        f"in {report.seconds:.1f} s"
+    )

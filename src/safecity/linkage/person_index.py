@@ -30,6 +30,7 @@ import pyarrow as pa
 
 from safecity.linkage import comparisons as comp
 
+log = logging.getLogger("safecity.linkage")
 MODEL_FORMAT = "safecity.person-index/1"
 LinkType = Literal["dedupe_only", "link_only", "link_and_dedupe"]
 Decision = Literal["link", "review", "no_link"]
@@ -255,11 +256,26 @@ def train(
         em_rules.append('l."given_name" = r."given_name" AND l."surname" = r."surname"')
     if len(em_rules) < 2:
         em_rules = cfg["blocking_rules_to_generate_predictions"][:2]
+    em_skipped: list[dict[str, str]] = []
     for rule in em_rules:
-        linker.training.estimate_parameters_using_expectation_maximisation(
-            rule, estimate_without_term_frequencies=True
+        try:
+            linker.training.estimate_parameters_using_expectation_maximisation(
+                rule, estimate_without_term_frequencies=True
+            )
+        except ValueError as exc:
+            # On clean data EM can drive a level's m to exactly 0 (no true match ever lands
+            # there) and Splink refuses the value mid-session; the session works on a copy,
+            # so the model keeps the other rounds' estimates. Recorded, not hidden.
+            if "below the minimum allowed" not in str(exc):
+                raise
+            em_skipped.append({"rule": rule, "reason": str(exc).split(". ")[0]})
+            log.warning("EM round on %s skipped: %s", rule, exc)
+    if len(em_skipped) == len(em_rules):
+        raise PersonIndexError(
+            "every EM round failed (m probabilities underflow to 0): "
+            + "; ".join(x["reason"] for x in em_skipped)
         )
-    splink_settings = linker.misc.save_model_to_json()
+    splink_settings = _floor_probabilities(linker.misc.save_model_to_json())
     prior = _calibrate_prior(linker, prepared, link_type, splink_settings)
     splink_settings["probability_two_random_records_match"] = prior["calibrated"]
     return Model(
@@ -272,10 +288,29 @@ def train(
         versions=_versions(),
         training={
             "em_blocking_rules": em_rules,
+            "em_skipped": em_skipped,
             "deterministic_rules": deterministic,
             "prior": prior,
         },
     )
+
+
+PROBABILITY_FLOOR = 1e-6
+
+
+def _floor_probabilities(settings: dict[str, Any]) -> dict[str, Any]:
+    """Lift m and u probabilities of exactly 0 to :data:`PROBABILITY_FLOOR`.
+
+    On clean data EM can drive a level's m to 0 (no true match ever lands there: e.g. the
+    "else" level of a date of birth), which Splink then refuses to load; a level never seen
+    is not proof that it cannot happen. The floor keeps its weight finite and very low."""
+    for comparison in settings.get("comparisons", []):
+        for level in comparison.get("comparison_levels", []):
+            for key in ("m_probability", "u_probability"):
+                value = level.get(key)
+                if isinstance(value, (int, float)) and value < PROBABILITY_FLOOR:
+                    level[key] = PROBABILITY_FLOOR
+    return settings
 
 
 def _comparison_count(prepared: Prepared, link_type: LinkType) -> int:

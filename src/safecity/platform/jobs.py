@@ -76,6 +76,7 @@ JOB_MODULES: tuple[str, ...] = (
     "safecity.cases.reviews_jobs",
     "safecity.crowd.jobs_ingest",
     "safecity.crowd.jobs",
+    "safecity.linkage.jobs",
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
