@@ -65,7 +65,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from safecity.crowd.datasets import HOUR, HourlyCounts, mark_outages, zone
+from safecity.crowd.datasets import HOUR, HourlyCounts, mark_outages, parse_instant, zone
 from safecity.crowd.models import CrowdCount, CrowdHotspot, CrowdSensorHour
 from safecity.platform.db import utcnow
 from safecity.platform.errors import InvalidInput, PayloadTooLarge
@@ -131,23 +131,7 @@ def _fail(index: int, message: str, **extra: Any) -> InvalidInput:
 
 
 def _timestamp(raw: object, *, name: str, index: int) -> datetime:
-    if isinstance(raw, datetime):
-        when = raw
-    elif isinstance(raw, str):
-        try:
-            when = datetime.fromisoformat(raw.strip())
-        except ValueError:
-            raise _fail(index, f"{name} {raw[:40]!r} is not an ISO 8601 timestamp") from None
-    else:
-        raise _fail(index, f"{name} must be an ISO 8601 timestamp string")
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise _fail(
-            index, f"{name} {str(raw)[:40]!r} has no UTC offset; add one (e.g. +08:00 or Z)"
-        )
-    try:
-        return when.astimezone(UTC)
-    except OverflowError:
-        raise _fail(index, f"{name} {str(raw)[:40]!r} is out of range") from None
+    return parse_instant(raw, name=name, where=f"report {index}", index=index)
 
 
 def parse_report(data: object, *, index: int, now: datetime) -> CountReport:

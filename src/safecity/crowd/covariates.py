@@ -59,6 +59,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from safecity.crowd.datasets import parse_instant
 from safecity.crowd.models import CrowdCovariate, CrowdEvent, CrowdHotspot
 from safecity.platform.db import utcnow
 from safecity.platform.errors import InvalidInput, PayloadTooLarge
@@ -157,22 +158,7 @@ def _short(raw: object) -> str:
 
 
 def _timestamp(raw: object, *, name: str, where: str) -> datetime:
-    """An aware instant from an ISO 8601 string (or a datetime YAML already built)."""
-    if isinstance(raw, datetime):
-        when = raw
-    elif isinstance(raw, str):
-        try:
-            when = datetime.fromisoformat(raw.strip())
-        except ValueError:
-            raise _fail(where, f"{name} {_short(raw)} is not an ISO 8601 timestamp") from None
-    else:
-        raise _fail(where, f"{name} must be an ISO 8601 timestamp with a UTC offset")
-    if when.tzinfo is None or when.utcoffset() is None:
-        raise _fail(where, f"{name} {_short(raw)} has no UTC offset; add one (e.g. +08:00 or Z)")
-    try:
-        return when.astimezone(UTC)
-    except (OverflowError, ValueError):
-        raise _fail(where, f"{name} {_short(raw)} is out of range") from None
+    return parse_instant(raw, name=name, where=where)
 
 
 def _in_window(when: datetime, *, name: str, where: str, now: datetime) -> None:

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
@@ -162,6 +163,31 @@ def _parse_count(raw: str, *, where: str, max_count: float) -> float:
     if value > max_count:
         raise InvalidInput(f"{where}: count {raw!r} is above the limit {max_count:g} per hour")
     return value
+
+
+def parse_instant(raw: object, *, name: str, where: str, **extra: Any) -> datetime:
+    """An aware UTC instant from an ISO 8601 string with a UTC offset (or an aware datetime,
+    as YAML builds): errors read ``{where}: {name} ...`` (``extra`` goes to the problem)."""
+    shown = repr(str(raw)[:40])
+
+    def fail(message: str) -> InvalidInput:
+        return InvalidInput(f"{where}: {name} {message}", **extra)
+
+    if isinstance(raw, datetime):
+        when = raw
+    elif isinstance(raw, str):
+        try:
+            when = datetime.fromisoformat(raw.strip())
+        except ValueError:
+            raise fail(f"{shown} is not an ISO 8601 timestamp") from None
+    else:
+        raise fail("must be an ISO 8601 timestamp with a UTC offset")
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise fail(f"{shown} has no UTC offset; add one (e.g. +08:00 or Z)")
+    try:
+        return when.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise fail(f"{shown} is out of range") from None
 
 
 def parse_timestamp(raw: str, *, tz: str | None, where: str) -> datetime:
